@@ -1,0 +1,80 @@
+"""Host settings: the platform database and where plugins are found.
+
+Read once from the environment into a frozen dataclass and passed down.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting has a value the platform cannot use."""
+
+
+def normalize_database_url(url: str) -> str:
+    """Turn a usual database URL into one with the project's async driver.
+
+    ``sqlite:///path`` becomes ``sqlite+aiosqlite:///path`` and ``postgresql://…`` (or
+    ``postgres://…``) becomes ``postgresql+asyncpg://…``; URLs that already name a driver pass.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"SHOPOLOGIC_DATABASE_URL is not a URL: {url!r}")
+    base = scheme.split("+", 1)[0]
+    if base == "sqlite":
+        return f"sqlite+aiosqlite://{rest}" if "+" not in scheme else url
+    if base in ("postgresql", "postgres"):
+        return f"postgresql+asyncpg://{rest}" if "+" not in scheme else url
+    raise ConfigError(f"unsupported database in SHOPOLOGIC_DATABASE_URL: {base!r} (use sqlite or postgresql)")
+
+
+def default_database_url(root: Path) -> str:
+    """The embedded default: an SQLite file under ``var/``."""
+    return f"sqlite:///{root / 'var' / 'shopologic.db'}"
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Settings of the host platform itself."""
+
+    root: Path
+    database_url: str
+    plugin_paths: tuple[Path, ...]
+    secret_key: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, root: Path | None = None) -> HostSettings:
+        """Read the host's settings from the environment (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        root = Path(env.get("SHOPOLOGIC_ROOT", root or PROJECT_ROOT))
+        url = env.get("SHOPOLOGIC_DATABASE_URL") or default_database_url(root)
+        extra = [Path(p) for p in env.get("SHOPOLOGIC_PLUGIN_PATH", "").split(os.pathsep) if p]
+        return cls(
+            root=root,
+            database_url=normalize_database_url(url),
+            plugin_paths=(root, root / "plugins", *extra),
+            secret_key=env.get("SHOPOLOGIC_SECRET_KEY") or _stored_secret(root / "var" / "secret_key"),
+        )
+
+
+def _stored_secret(path: Path) -> str:
+    """The platform's session-signing secret: generated once, kept in a file only its owner reads."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_hex(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process wrote it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret)
+        return secret

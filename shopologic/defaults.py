@@ -1,0 +1,80 @@
+"""The platform's own behaviour, registered through the same hooks plugins use.
+
+Registered first, so pluggy calls these implementations last: any plugin's answer wins.
+
+A shop session is the cookie ``shopologic_session``: ``base64url(JSON user) "." hex HMAC-SHA256``
+signed with ``SHOPOLOGIC_SECRET_KEY``. The shop's login (outside this project) sets it with
+:func:`sign_session`; the host reads it back in :func:`identify_user`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from aiohttp import web
+
+from shopologic import __version__
+from shopologic.hookspecs import hookimpl
+
+SESSION_COOKIE = "shopologic_session"
+MAX_SESSION_COOKIE = 4096
+
+
+def _platform_secret(request: web.Request) -> bytes:
+    from shopologic.platform import PLATFORM_KEY
+
+    return str(request.app[PLATFORM_KEY].settings.secret_key).encode()  # type: ignore[attr-defined]
+
+
+def sign_session(secret: str, user: dict[str, Any]) -> str:
+    """The cookie value for a shop session of ``user`` (``{"id", "role", "info"?}``)."""
+    body = base64.urlsafe_b64encode(json.dumps(user, separators=(",", ":")).encode()).decode().rstrip("=")
+    signature = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+    return f"{body}.{signature}"
+
+
+def read_session(secret: bytes, value: str) -> dict[str, Any] | None:
+    """The user in a session cookie, or ``None`` when it is missing, malformed or badly signed."""
+    if not secret or not value or len(value) > MAX_SESSION_COOKIE or "." not in value:
+        return None
+    body, _, signature = value.rpartition(".")
+    expected = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        return None
+    try:
+        user = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except ValueError:
+        return None
+    if not isinstance(user, dict) or not isinstance(user.get("id"), str) or user.get("role") not in ("customer", "admin"):
+        return None
+    return user
+
+
+@hookimpl
+def identify_user(request: web.Request) -> dict[str, Any] | None:
+    """The user of the request's shop session cookie, if it is validly signed."""
+    return read_session(_platform_secret(request), request.cookies.get(SESSION_COOKIE, ""))
+
+
+@hookimpl
+def authorize_channel(user: dict[str, Any] | None, channel: str, connection_id: str) -> bool | None:
+    """Admins may join any channel; a customer only their own ``private-customer.{id}``."""
+    if user is None:
+        return False
+    if user.get("role") == "admin":
+        return True
+    return channel == f"private-customer.{user['id']}"
+
+
+async def health(request: web.Request) -> web.Response:
+    """``GET /health``: the platform answers."""
+    return web.json_response({"status": "ok", "platform": __version__})
+
+
+def add_host_routes(app: web.Application) -> None:
+    """The host's own routes in the platform application."""
+    app.router.add_get("/health", health)

@@ -1,0 +1,173 @@
+"""Shop event payloads and their validation.
+
+Every order and product hook call is checked against these schemas before any implementation runs
+(see :func:`validate_hook_call`), so a plugin emitting a malformed event gets an
+:class:`InvalidEventError` naming the field, and no implementation sees bad data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled", "refunded")
+ID = validate.Length(min=1, max=64)
+
+
+class InvalidEventError(ValueError):
+    """A shop event's payload does not validate; ``errors`` maps field paths to messages."""
+
+    def __init__(self, hook_name: str, errors: Mapping[str, Any]) -> None:
+        self.hook_name = hook_name
+        self.errors = dict(errors)
+        super().__init__(f"invalid {hook_name} event: {self.errors}")
+
+
+class StringId(fields.String):
+    """An identifier given as a string or an integer, kept as a string."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        return str(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Money(fields.Decimal):
+    """A non-negative amount, serialised as a decimal string (never a float)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(places=2, as_string=True, validate=validate.Range(min=0), **kwargs)
+
+
+class AddressSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(validate=validate.Length(max=200))
+    line1 = fields.String(validate=validate.Length(max=200))
+    line2 = fields.String(validate=validate.Length(max=200))
+    city = fields.String(validate=validate.Length(max=100))
+    postcode = fields.String(validate=validate.Length(max=20))
+    country = fields.String(validate=validate.Length(equal=2))
+
+
+class OrderItemSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    product_id = StringId(required=True, validate=ID)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1_000_000))
+    price = Money(required=True)
+
+
+class OrderSchema(Schema):
+    """An order. ``customer_id``, ``email`` and ``shipping_address`` are personal data."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    id = StringId(required=True, validate=ID)
+    number = fields.String(validate=validate.Length(max=64))
+    customer_id = StringId(allow_none=True, validate=ID, load_default=None)
+    email = fields.Email(allow_none=True, load_default=None)
+    status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
+    total = Money(required=True)
+    currency = fields.String(load_default="EUR", validate=validate.Regexp(r"^[A-Z]{3}$"))
+    items = fields.List(fields.Nested(OrderItemSchema), load_default=list, validate=validate.Length(max=1000))
+    shipping_address = fields.Nested(AddressSchema, allow_none=True, load_default=None)
+    created_at = fields.DateTime(allow_none=True, load_default=None, format="iso")
+    updated_at = fields.DateTime(allow_none=True, load_default=None, format="iso")
+
+
+class ProductSchema(Schema):
+    """A product of the catalogue."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    id = StringId(required=True, validate=ID)
+    sku = fields.String(validate=validate.Length(max=64), load_default=None, allow_none=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    price = Money(required=True)
+    currency = fields.String(load_default="EUR", validate=validate.Regexp(r"^[A-Z]{3}$"))
+    stock = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0))
+
+
+def _changes() -> fields.List:
+    return fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list)
+
+
+def _call_schema(name: str, **extra: fields.Field) -> type[Schema]:
+    return Schema.from_dict(extra, name=name)
+
+
+HOOK_SCHEMAS: dict[str, type[Schema]] = {
+    "order_created": _call_schema("OrderCreated", order=fields.Nested(OrderSchema, required=True)),
+    "order_updated": _call_schema("OrderUpdated", order=fields.Nested(OrderSchema, required=True), changes=_changes()),
+    "order_status_changed": _call_schema(
+        "OrderStatusChanged", order=fields.Nested(OrderSchema, required=True),
+        previous_status=fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES)),
+    ),
+    "order_cancelled": _call_schema(
+        "OrderCancelled", order=fields.Nested(OrderSchema, required=True),
+        reason=fields.String(load_default="", validate=validate.Length(max=500)),
+    ),
+    "product_created": _call_schema("ProductCreated", product=fields.Nested(ProductSchema, required=True)),
+    "product_updated": _call_schema(
+        "ProductUpdated", product=fields.Nested(ProductSchema, required=True), changes=_changes()
+    ),
+    "product_stock_changed": _call_schema(
+        "ProductStockChanged", product=fields.Nested(ProductSchema, required=True),
+        previous_stock=fields.Integer(required=True, strict=True, validate=validate.Range(min=0)),
+    ),
+    "product_price_changed": _call_schema(
+        "ProductPriceChanged", product=fields.Nested(ProductSchema, required=True), previous_price=Money(required=True)
+    ),
+}
+
+# The event names ``emit`` and the docs use, mapped to their hooks.
+EVENT_HOOKS: dict[str, str] = {
+    "order.created": "order_created",
+    "order.updated": "order_updated",
+    "order.status_changed": "order_status_changed",
+    "order.cancelled": "order_cancelled",
+    "product.created": "product_created",
+    "product.updated": "product_updated",
+    "product.stock_changed": "product_stock_changed",
+    "product.price_changed": "product_price_changed",
+}
+
+
+def _jsonable(value: Any) -> Any:
+    """Dates become ISO strings and amounts decimal strings, so payloads can be broadcast as they are."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def validate_event(hook_name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate one hook call's keyword arguments; return them cleaned, or raise InvalidEventError."""
+    schema = HOOK_SCHEMAS[hook_name]()
+    try:
+        loaded = schema.load(dict(kwargs))
+    except ValidationError as exc:
+        raise InvalidEventError(hook_name, exc.normalized_messages()) from None
+    return _jsonable(loaded)  # type: ignore[no-any-return]
+
+
+def validate_hook_call(hook_name: str, hook_impls: object, kwargs: dict[str, Any]) -> None:
+    """pluggy ``before`` monitor: validate shop events in place, before any implementation runs."""
+    if hook_name in HOOK_SCHEMAS:
+        cleaned = validate_event(hook_name, kwargs)
+        kwargs.clear()
+        kwargs.update(cleaned)

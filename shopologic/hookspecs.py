@@ -1,0 +1,203 @@
+"""The platform's hook specifications (pluggy project ``shopologic``).
+
+Every spec documents when it is called, each parameter and what it returns; ``tests`` fail when one
+does not. Order and product payloads are validated against :mod:`shopologic.events` before any
+implementation sees them, so implementations receive clean, typed dictionaries.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from shopologic.platform import MigrationSource, Platform
+
+PROJECT_NAME = "shopologic"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# -- lifecycle -------------------------------------------------------------------------------------
+
+
+@hookspec
+def plugin_activated(plugin_name: str, platform: Platform) -> None:
+    """Called once when a plugin is activated, after its migrations have run.
+
+    Only the plugin being activated receives the call.
+
+    :param plugin_name: the manifest name of the plugin being activated.
+    :param platform: the host platform (settings, database, plugin manager).
+    :returns: nothing; may return an awaitable, which the host awaits.
+    """
+
+
+@hookspec
+def plugin_deactivated(plugin_name: str, platform: Platform) -> None:
+    """Called once when a plugin is deactivated. Only that plugin receives the call.
+
+    :param plugin_name: the manifest name of the plugin being deactivated.
+    :param platform: the host platform.
+    :returns: nothing; may return an awaitable, which the host awaits.
+    """
+
+
+@hookspec
+def platform_loaded(platform: Platform) -> None:
+    """Called in every process once the platform has loaded its active plugins, before any command
+    runs or any request is served.
+
+    :param platform: the host platform (settings, database, hook relay, CLI overrides).
+    :returns: nothing; may return an awaitable, which the host awaits.
+    """
+
+
+@hookspec
+def plugin_migrations(platform: Platform) -> MigrationSource | None:
+    """Ask a plugin where its alembic migrations live.
+
+    :param platform: the host platform.
+    :returns: a :class:`~shopologic.platform.MigrationSource` (plugin name, script location,
+        version table, table prefix), or ``None`` when the plugin has no tables.
+    """
+
+
+# -- order events ----------------------------------------------------------------------------------
+
+
+@hookspec
+def order_created(order: dict[str, Any]) -> Any:
+    """An order was placed.
+
+    :param order: the order, validated by :class:`shopologic.events.OrderSchema`.
+    :returns: nothing, or an awaitable the async caller may await.
+    """
+
+
+@hookspec
+def order_updated(order: dict[str, Any], changes: list[str]) -> Any:
+    """An order's details changed (items, totals, addresses), not its status.
+
+    :param order: the order after the change (:class:`shopologic.events.OrderSchema`).
+    :param changes: the names of the fields that changed.
+    :returns: nothing, or an awaitable.
+    """
+
+
+@hookspec
+def order_status_changed(order: dict[str, Any], previous_status: str) -> Any:
+    """An order moved from one status to another (``pending → paid → shipped → delivered``).
+
+    :param order: the order with its new ``status``.
+    :param previous_status: the status it had before.
+    :returns: nothing, or an awaitable.
+    """
+
+
+@hookspec
+def order_cancelled(order: dict[str, Any], reason: str) -> Any:
+    """An order was cancelled (its status is ``cancelled``).
+
+    :param order: the cancelled order.
+    :param reason: why, in words the shop owner may read; may be empty.
+    :returns: nothing, or an awaitable.
+    """
+
+
+# -- product events --------------------------------------------------------------------------------
+
+
+@hookspec
+def product_created(product: dict[str, Any]) -> Any:
+    """A product was added to the catalogue.
+
+    :param product: the product, validated by :class:`shopologic.events.ProductSchema`.
+    :returns: nothing, or an awaitable.
+    """
+
+
+@hookspec
+def product_updated(product: dict[str, Any], changes: list[str]) -> Any:
+    """A product's details changed (name, description), not its stock or price.
+
+    :param product: the product after the change.
+    :param changes: the names of the fields that changed.
+    :returns: nothing, or an awaitable.
+    """
+
+
+@hookspec
+def product_stock_changed(product: dict[str, Any], previous_stock: int) -> Any:
+    """A product's stock level changed.
+
+    :param product: the product with its new ``stock``.
+    :param previous_stock: the stock before the change.
+    :returns: nothing, or an awaitable.
+    """
+
+
+@hookspec
+def product_price_changed(product: dict[str, Any], previous_price: str) -> Any:
+    """A product's price changed.
+
+    :param product: the product with its new ``price`` (a decimal string).
+    :param previous_price: the price before the change, as a decimal string.
+    :returns: nothing, or an awaitable.
+    """
+
+
+# -- web application -------------------------------------------------------------------------------
+
+
+@hookspec
+def register_routes(app: web.Application, platform: Platform) -> None:
+    """Add a plugin's routes to the platform's aiohttp application, before it starts.
+
+    :param app: the one application that serves the platform.
+    :param platform: the host platform.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def background_services(app: web.Application, platform: Platform) -> list[Any] | None:
+    """Name the background services a plugin runs while the application runs.
+
+    :param app: the application the services run beside.
+    :param platform: the host platform.
+    :returns: a list of aiohttp ``cleanup_ctx`` callables (async generators taking the app: the
+        code before ``yield`` starts the service, the code after stops it), or ``None``.
+    """
+
+
+# -- who may see what ------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def identify_user(request: web.Request) -> dict[str, Any] | None:
+    """Tell who the user making a web request is (a shop session). Stops at the first non-None result.
+
+    Must be a plain function (pluggy does not await ``firstresult`` hooks).
+
+    :param request: the aiohttp request.
+    :returns: ``{"id": str, "role": "customer" | "admin", "info": {...}}`` or ``None`` when unknown.
+    """
+
+
+@hookspec(firstresult=True)
+def authorize_channel(user: dict[str, Any] | None, channel: str, connection_id: str) -> bool | None:
+    """May this user join this private or presence channel? Stops at the first non-None result.
+
+    Must be a plain function. The platform's default allows admins everywhere and customers on
+    their own ``private-customer.{id}`` channel; it is registered first, so pluggy calls it last and
+    any plugin's answer wins.
+
+    :param user: the user from :func:`identify_user`, or ``None`` for an anonymous request.
+    :param channel: the channel name.
+    :param connection_id: the WebSocket connection asking.
+    :returns: ``True`` to allow, ``False`` to refuse, ``None`` to let the next implementation decide.
+    """

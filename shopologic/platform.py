@@ -1,0 +1,243 @@
+"""The host platform: plugin manager, activation state, migrations and the web application.
+
+``Platform`` discovers manifests, registers the hook modules of active plugins with a
+``pluggy.PluginManager("shopologic")`` and checks that every implementation has a spec. Activation
+state lives in the platform database (:mod:`shopologic.db`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shopologic import defaults, events, hookspecs
+from shopologic.config import HostSettings
+from shopologic.db import PluginState, create_engine, create_host_tables
+from shopologic.manifest import Manifest, discover_manifests
+
+log = logging.getLogger("shopologic.platform")
+
+PLATFORM_KEY = web.AppKey("shopologic.platform", object)
+
+
+class PluginError(RuntimeError):
+    """A plugin cannot be found, loaded, activated or deactivated."""
+
+
+@dataclass(frozen=True)
+class MigrationSource:
+    """Where a plugin's alembic migrations live and which tables they own."""
+
+    plugin: str
+    script_location: Path
+    version_table: str
+    table_prefix: str
+
+
+async def await_me_maybe(value: Any) -> Any:
+    """Await ``value`` when it is awaitable (async hook implementations), else return it."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def await_all(results: list[Any]) -> list[Any]:
+    """The results of a (non-firstresult) hook call, each awaited when it is awaitable."""
+    return [await await_me_maybe(result) for result in results]
+
+
+class Platform:
+    """The running host: settings, manifests, plugin manager and database."""
+
+    def __init__(self, settings: HostSettings) -> None:
+        self.settings = settings
+        self.manifests: dict[str, Manifest] = {m.name: m for m in discover_manifests(settings.plugin_paths)}
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.pm.add_hookcall_monitoring(events.validate_hook_call, lambda *args: None)
+        self.pm.register(defaults, name="shopologic.defaults")
+        for manifest in self.manifests.values():
+            for module_name in manifest.hookspecs:
+                self.pm.add_hookspecs(_import(manifest, module_name))
+        self.engine: AsyncEngine = create_engine(settings.database_url)
+        self.active: set[str] = set()
+        # command-line options (``--host``, ``--port``, ``--node-id``) for plugins to honour
+        self.overrides: dict[str, Any] = {}
+
+    @property
+    def hook(self) -> Any:
+        """The hook relay other plugins call: ``platform.hook.order_created(order=…)``."""
+        return self.pm.hook
+
+    # -- state -------------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Create the host's tables, record every discovered plugin, register the active ones."""
+        await create_host_tables(self.engine)
+        async with self.engine.begin() as conn:
+            rows = {row.name: row for row in (await conn.execute(select(PluginState))).all()}
+            for manifest in self.manifests.values():
+                if manifest.name not in rows:
+                    await conn.execute(PluginState.__table__.insert().values(name=manifest.name, version=manifest.version, active=False))
+                elif rows[manifest.name].version != manifest.version:
+                    await conn.execute(PluginState.__table__.update().where(PluginState.name == manifest.name).values(version=manifest.version))
+        self.active = {name for name, row in rows.items() if row.active and name in self.manifests}
+        for name in sorted(self.active):
+            self._register(self.manifests[name])
+        self.pm.check_pending()
+        await await_all(self.pm.hook.platform_loaded(platform=self))
+
+    async def close(self) -> None:
+        """Release the database engine."""
+        await self.engine.dispose()
+
+    def plugins(self) -> list[tuple[Manifest, bool]]:
+        """Every discovered plugin with whether it is active, by name."""
+        return [(self.manifests[name], name in self.active) for name in sorted(self.manifests)]
+
+    def manifest(self, name: str) -> Manifest:
+        """The manifest of a discovered plugin, or a PluginError naming the known ones."""
+        try:
+            return self.manifests[name]
+        except KeyError:
+            known = ", ".join(sorted(self.manifests)) or "none"
+            raise PluginError(f"unknown plugin {name!r} (known: {known})") from None
+
+    # -- activation --------------------------------------------------------------------------------
+
+    async def activate(self, name: str) -> bool:
+        """Activate a plugin: register its hooks, run its migrations, call ``plugin_activated``.
+
+        Idempotent: activating an active plugin changes nothing and returns ``False``.
+        """
+        manifest = self.manifest(name)
+        if name in self.active:
+            return False
+        self._register(manifest)
+        self.pm.check_pending()
+        await await_all(self._only(name).platform_loaded(platform=self))
+        for source in self._migration_sources([name]):
+            await self.run_migrations(source, "upgrade", "head")
+        await await_all(self._only(name).plugin_activated(plugin_name=name, platform=self))
+        await self._set_active(name, True)
+        return True
+
+    async def deactivate(self, name: str) -> bool:
+        """Deactivate a plugin (its tables stay). Idempotent: returns ``False`` if it was inactive."""
+        self.manifest(name)
+        if name not in self.active:
+            return False
+        await await_all(self._only(name).plugin_deactivated(plugin_name=name, platform=self))
+        for plugin in [p for n, p in self.pm.list_name_plugin() if n.startswith(f"{name}:")]:
+            self.pm.unregister(plugin)
+        await self._set_active(name, False)
+        return True
+
+    async def _set_active(self, name: str, active: bool) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(PluginState.__table__.update().where(PluginState.name == name).values(active=active))
+        (self.active.add if active else self.active.discard)(name)
+
+    def _register(self, manifest: Manifest) -> None:
+        for module_name in manifest.hooks:
+            plugin_name = f"{manifest.name}:{module_name}"
+            if self.pm.get_plugin(plugin_name) is None:
+                self.pm.register(_import(manifest, module_name), name=plugin_name)
+
+    def _only(self, name: str) -> Any:
+        """A hook relay that reaches only the given plugin's implementations."""
+        others = [p for n, p in self.pm.list_name_plugin() if not (n or "").startswith(f"{name}:")]
+
+        class Relay:
+            def __getattr__(_self, hook_name: str) -> Any:
+                return self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+
+        return Relay()
+
+    # -- migrations --------------------------------------------------------------------------------
+
+    def _migration_sources(self, names: Iterable[str]) -> list[MigrationSource]:
+        sources = []
+        for name in names:
+            for source in self._only(name).plugin_migrations(platform=self):
+                if source is not None:
+                    sources.append(source)
+        return sources
+
+    def migration_sources(self) -> list[MigrationSource]:
+        """The migration sources of every active plugin."""
+        return self._migration_sources(sorted(self.active))
+
+    def alembic_config(self, source: MigrationSource) -> Any:
+        """An alembic ``Config`` for one plugin's migrations on the platform database."""
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(source.script_location))
+        config.attributes["database_url"] = self.settings.database_url
+        config.attributes["version_table"] = source.version_table
+        config.attributes["table_prefix"] = source.table_prefix
+        return config
+
+    async def run_migrations(self, source: MigrationSource, direction: str, revision: str) -> None:
+        """Run ``alembic upgrade``/``downgrade`` for one plugin, in a thread (env.py runs its own loop)."""
+        from alembic import command
+
+        action = {"upgrade": command.upgrade, "downgrade": command.downgrade}[direction]
+        await asyncio.to_thread(action, self.alembic_config(source), revision)
+
+    async def migration_status(self, source: MigrationSource) -> tuple[str | None, str | None]:
+        """``(current revision in the database, head revision of the scripts)``."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(self.alembic_config(source)).get_current_head()
+        async with self.engine.connect() as conn:
+            current = await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync, opts={"version_table": source.version_table}).get_current_revision()
+            )
+        return current, head
+
+    # -- web ---------------------------------------------------------------------------------------
+
+    def build_app(self, only: str | None = None) -> web.Application:
+        """The one aiohttp application: host routes, then each active plugin's routes and services.
+
+        :param only: serve just this plugin (a standalone node), not the whole platform.
+        """
+        app = web.Application(client_max_size=1 << 20)
+        app[PLATFORM_KEY] = self
+        hook = self._only(only) if only else self.pm.hook
+        if only is None:
+            defaults.add_host_routes(app)
+        hook.register_routes(app=app, platform=self)
+        for services in hook.background_services(app=app, platform=self):
+            app.cleanup_ctx.extend(services or [])
+        return app
+
+
+def _import(manifest: Manifest, module_name: str) -> ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PluginError(f"{manifest.path}: hook module {module_name!r} cannot be imported: {exc}") from None
+
+
+def run_sync(awaitable: Awaitable[Any]) -> Any:
+    """Run a coroutine to completion from synchronous code (the CLI)."""
+    async def runner() -> Any:
+        return await awaitable
+
+    return asyncio.run(runner())

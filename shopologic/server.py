@@ -1,0 +1,35 @@
+"""Running the platform's aiohttp application until SIGINT or SIGTERM, then shutting down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Iterable
+
+from aiohttp import web
+
+log = logging.getLogger("shopologic.server")
+
+
+async def run_app(app: web.Application, host: str, port: int, banner: Iterable[str] = (),
+                  access_log: bool = False) -> None:
+    """Serve ``app`` on ``host:port``; print ``banner`` lines once listening; stop on a signal."""
+    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if access_log else None,
+                           handle_signals=False, shutdown_timeout=5)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+        await site.start()
+        for line in banner:
+            print(line, file=sys.stderr, flush=True)
+        log.info("listening", extra={"host": host, "port": port})
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,1 @@
+"""Brokers carry publications between nodes: ``memory`` (one process) and ``redis`` (a cluster)."""

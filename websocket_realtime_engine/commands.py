@@ -1,0 +1,162 @@
+"""The ``websocket`` commands of the Shopologic CLI, and ``serve``.
+
+``websocket start`` runs a standalone node: the same application code as ``serve``, with only this
+plugin's routes and services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from websocket_realtime_engine import PLUGIN_NAME, client
+from websocket_realtime_engine.db.credentials import stored_credentials
+from websocket_realtime_engine.hooks.state import STATE
+
+if TYPE_CHECKING:
+    from shopologic.platform import Platform
+
+
+class CommandError(Exception):
+    """Shown to the user as one line."""
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to bind (default REALTIME_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port (default REALTIME_PORT, 8080)")
+    parser.add_argument("--node-id", dest="node_id", help="this node's id in the cluster (default: host-pid-random)")
+
+
+def add_parser(sub: Any) -> None:
+    """``websocket start | setup-cluster | status | credentials``."""
+    websocket = sub.add_parser("websocket", help="the realtime engine").add_subparsers(dest="action", required=True)
+    start = websocket.add_parser("start", help="run a standalone realtime node")
+    add_server_options(start)
+    start.set_defaults(handler=cmd_start)
+    cluster = websocket.add_parser("setup-cluster", help="check Redis and store the cluster settings")
+    cluster.add_argument("--redis-url", required=True, help="redis://host:port/db")
+    cluster.set_defaults(handler=cmd_setup_cluster)
+    websocket.add_parser("status", help="nodes, connections and channels of the running engine").set_defaults(handler=cmd_status)
+    websocket.add_parser("credentials", help="print the app id, key, secret and API key").set_defaults(handler=cmd_credentials)
+
+
+def _banner(host: str, port: int, pages: bool) -> list[str]:
+    base = f"http://{host}:{port}"
+    lines = [
+        f"Shopologic Realtime listening on {base}",
+        f"  WebSocket  ws://{host}:{port}/socket",
+        f"  REST API   {base}/api/v1/ (OpenAPI: {base}/api/v1/openapi.yaml)",
+        "  API key    python bootstrap_plugins.py websocket credentials",
+    ]
+    if pages:
+        lines.append(f"  health     {base}/health")
+    return lines
+
+
+async def _ensure_ready(platform: Platform) -> None:
+    """Activate (which migrates) or bring the migrations to head, saying so in one line."""
+    if PLUGIN_NAME not in platform.active:
+        print(f"{PLUGIN_NAME} is not active: activating it (runs its migrations)", file=sys.stderr)
+        await platform.activate(PLUGIN_NAME)
+        return
+    for source in platform.migration_sources():
+        current, head = await platform.migration_status(source)
+        if current != head:
+            print(f"{source.plugin}: database at {current or 'none'}, migrating to {head}", file=sys.stderr)
+            await platform.run_migrations(source, "upgrade", "head")
+
+
+async def _serve(platform: Platform, only: str | None) -> int:
+    from shopologic.server import run_app
+
+    settings = STATE.settings()
+    from shopologic import log
+
+    log.redact(settings.api_key, settings.app_secret)
+    app = platform.build_app(only=only)
+    await run_app(app, settings.host, settings.port, _banner(settings.host, settings.port, only is None),
+                  access_log=settings.log_level == "debug")
+    return 0
+
+
+async def cmd_start(platform: Platform, args: argparse.Namespace) -> int:
+    """Run a standalone node (only this plugin's routes and services)."""
+    await _ensure_ready(platform)
+    return await _serve(platform, PLUGIN_NAME)
+
+
+async def cmd_serve(platform: Platform, args: argparse.Namespace) -> int:
+    """Run the platform: host routes and every active plugin's routes and services."""
+    if PLUGIN_NAME in platform.active:
+        await _ensure_ready(platform)
+    return await _serve(platform, None)
+
+
+async def cmd_setup_cluster(platform: Platform, args: argparse.Namespace) -> int:
+    """Check that Redis answers, store ``redis_url`` in var/realtime.toml, say what goes in front."""
+    import redis.asyncio as redis
+    from redis.exceptions import RedisError
+
+    try:
+        connection = redis.Redis.from_url(args.redis_url, socket_connect_timeout=3)
+        info = await connection.info("server")
+        await connection.aclose()
+    except (RedisError, ValueError, OSError) as exc:
+        raise CommandError(f"Redis at {args.redis_url} does not answer: {exc}") from None
+    path = platform.settings.root / "var" / "realtime.toml"
+    _store_setting(path, "redis_url", args.redis_url)
+    settings = STATE.settings()
+    print(f"Redis {info.get('redis_version', '?')} answers at {args.redis_url}; stored redis_url in {path}")
+    print("Start each node with its own port and node id:")
+    print(f"  python bootstrap_plugins.py websocket start --port {settings.port} --node-id node-1")
+    print(f"  python bootstrap_plugins.py websocket start --port {settings.port + 1} --node-id node-2")
+    print("and put a load balancer in front that passes WebSocket upgrades (nginx: proxy_http_version 1.1;")
+    print("proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\").")
+    return 0
+
+
+def _store_setting(path: Path, name: str, value: str) -> None:
+    """Set one key in the TOML config file, keeping the others."""
+    current = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    current[name] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{key} = {_toml_value(item)}" for key, item in sorted(current.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def cmd_status(platform: Platform, args: argparse.Namespace) -> int:
+    """Ask the running engine (REST) for its nodes, connections and channels."""
+    import asyncio
+
+    settings = STATE.settings()
+    status = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/status")
+    channels = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/channels")
+    print(f"node {status['node_id']} at {settings.public_url}: {status['connections']} connections, "
+          f"{status['channels']} channels, {status['published']} published")
+    for name, info in channels["channels"].items():
+        print(f"  {name} ({info['type']}): {info['subscription_count']} subscribers")
+    return 0
+
+
+async def cmd_credentials(platform: Platform, args: argparse.Namespace) -> int:
+    """Print the credentials the engine uses (the environment's, else the stored app's)."""
+    stored = await stored_credentials(platform.engine) if PLUGIN_NAME in platform.active else None
+    settings = STATE.settings()
+    if not (stored or settings.api_key):
+        raise CommandError(f"no credentials yet: run `python bootstrap_plugins.py plugin activate {PLUGIN_NAME}`")
+    for name in ("app_id", "app_key", "app_secret", "api_key"):
+        print(f"REALTIME_{name.upper()}={getattr(settings, name) or (stored or {}).get(name, '')}")
+    return 0

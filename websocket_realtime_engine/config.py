@@ -1,0 +1,158 @@
+"""Engine settings: one frozen dataclass, read once and passed down.
+
+Every field ``name`` has the environment name ``REALTIME_<NAME>``. The environment wins over the
+config file (TOML, ``REALTIME_CONFIG_FILE``, default ``var/realtime.toml``), which wins over the
+defaults below. The README's configuration table documents each one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+CREDENTIAL_FIELDS = ("app_id", "app_key", "app_secret", "api_key")
+SECRET_FIELDS = frozenset({"app_secret", "api_key", "redis_url"})
+
+
+class SettingsError(ValueError):
+    """A setting has a value the engine cannot use; the message names the setting."""
+
+
+def default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every engine setting with its safe default."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    node_id: str = field(default_factory=default_node_id)
+    redis_url: str = ""
+    log_level: str = "info"
+    log_format: str = "json"
+    # credentials (the environment wins; otherwise the default app stored at activation)
+    app_id: str = ""
+    app_key: str = ""
+    app_secret: str = ""
+    api_key: str = ""
+    # connections
+    heartbeat: float = 25.0
+    max_connections: int = 10_000
+    max_frame_bytes: int = 64 * 1024
+    max_channels_per_connection: int = 100
+    max_presence_members: int = 100
+    max_user_info_bytes: int = 2048
+    max_user_id_length: int = 128
+    max_event_name_length: int = 200
+    write_buffer_limit: int = 4 * 1024 * 1024
+    client_messages_per_second: float = 10.0
+    compression: bool = False
+    # channels
+    presence_patterns: tuple[str, ...] = ("users:*",)
+    private_patterns: tuple[str, ...] = ()
+    signin_presence_patterns: tuple[str, ...] = ("users:*",)
+    client_message_types: tuple[str, ...] = ("private", "presence")
+    client_message_patterns: tuple[str, ...] = ()
+    # REST
+    rest_max_body_bytes: int = 1024 * 1024
+    max_broadcast_channels: int = 100
+    engine_url: str = ""
+    # durable record (write-behind)
+    db_batch_size: int = 500
+    db_flush_interval: float = 0.5
+    db_backlog_limit: int = 100_000
+    # hooks out of the engine
+    hook_queue_limit: int = 10_000
+
+    @property
+    def public_url(self) -> str:
+        """Where this node's HTTP API answers (``engine_url`` overrides)."""
+        return self.engine_url or f"http://{self.host}:{self.port}"
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings with secrets masked, for logs and status pages."""
+        return {f.name: ("***" if f.name in SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name))
+                for f in fields(self)}
+
+    def with_credentials(self, **credentials: str) -> Settings:
+        """A copy where empty credentials are filled from ``credentials`` (the stored app)."""
+        fill = {name: value for name, value in credentials.items() if value and not getattr(self, name)}
+        return replace(self, **fill)
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    origin = typing.get_origin(kind)
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError("expected true or false")
+            return text in ("1", "true", "yes", "on")
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if origin is tuple:
+            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"REALTIME_{name.upper()}: {raw!r} is not a valid value ({exc})") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None, config_file: Path | None = None,
+                  **overrides: Any) -> Settings:
+    """Defaults, then the config file, then the environment, then explicit ``overrides`` (CLI flags)."""
+    env = os.environ if environ is None else environ
+    path = Path(env.get("REALTIME_CONFIG_FILE") or config_file or Path("var/realtime.toml"))
+    from_file: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            from_file = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: not valid TOML ({exc})") from None
+    hints = typing.get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(from_file) - known)
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    for name in known:
+        raw = overrides.get(name)
+        if raw is None:
+            raw = env.get(f"REALTIME_{name.upper()}")
+        if raw is None:
+            raw = from_file.get(name)
+        if raw is None or raw == "":  # an empty variable means "not set"
+            continue
+        values[name] = _convert(name, hints[name], raw)
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    if not 0 < settings.port < 65536:
+        raise SettingsError(f"REALTIME_PORT: {settings.port} is not a TCP port")
+    positive = ("heartbeat", "max_connections", "max_frame_bytes", "max_channels_per_connection",
+                "max_presence_members", "write_buffer_limit", "rest_max_body_bytes", "db_batch_size")
+    for name in positive:
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"REALTIME_{name.upper()}: must be greater than 0")
+    if settings.app_id and not settings.app_id.isdigit():
+        raise SettingsError("REALTIME_APP_ID: must be digits")
+    unknown_types = set(settings.client_message_types) - {"public", "private", "presence"}
+    if unknown_types:
+        raise SettingsError(f"REALTIME_CLIENT_MESSAGE_TYPES: unknown channel type(s) {sorted(unknown_types)}")
+

@@ -1,0 +1,1 @@
+"""The durable record: SQLAlchemy models (tables prefixed ``realtime_``) and the write-behind recorder."""

@@ -1,0 +1,184 @@
+"""The write-behind recorder: the durable record is written in batches, never on the delivery path.
+
+The node calls the recording methods, which only append to a bounded in-memory backlog. A task
+writes the backlog every ``db_flush_interval`` seconds (or at ``db_batch_size`` records) in one
+transaction. While the database is unreachable the engine keeps delivering: the backlog is kept
+and retried with back-off, and records beyond ``db_backlog_limit`` are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from websocket_realtime_engine.db import models
+
+log = logging.getLogger("realtime.recorder")
+
+Record = tuple[str, datetime, tuple[Any, ...]]
+
+
+class Recorder(Protocol):
+    """What the node records. Every method but the node ones returns at once."""
+
+    def connection_opened(self, connection_id: str, node_id: str, remote: str) -> None: ...
+    def connection_closed(self, connection_id: str) -> None: ...
+    def message(self, channel: str, event: str, payload: bytes) -> None: ...
+    async def node_started(self, node_id: str, host: str, port: int) -> None: ...
+    async def node_stopped(self, node_id: str) -> None: ...
+    def stats(self) -> dict[str, int]: ...
+
+
+class NullRecorder:
+    """Records nothing (tests of the engine alone, benchmarks that ask for it)."""
+
+    def connection_opened(self, connection_id: str, node_id: str, remote: str) -> None:
+        pass
+
+    def connection_closed(self, connection_id: str) -> None:
+        pass
+
+    def message(self, channel: str, event: str, payload: bytes) -> None:
+        pass
+
+    async def node_started(self, node_id: str, host: str, port: int) -> None:
+        pass
+
+    async def node_stopped(self, node_id: str) -> None:
+        pass
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+
+class DatabaseRecorder:
+    """Batches records into the platform database behind the engine's back."""
+
+    def __init__(self, engine: AsyncEngine, node_id: str, batch_size: int = 500, interval: float = 0.5,
+                 backlog_limit: int = 100_000, channel_type: Callable[[str], str] = lambda name: "public") -> None:
+        self.engine = engine
+        self.channel_type = channel_type
+        self.node_id = node_id
+        self.batch_size = batch_size
+        self.interval = interval
+        self.backlog_limit = backlog_limit
+        self.backlog: deque[Record] = deque()
+        self.written = 0
+        self.dropped = 0
+        self.failures = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- recording (no I/O) ------------------------------------------------------------------------
+
+    def _add(self, kind: str, *values: Any) -> None:
+        if len(self.backlog) >= self.backlog_limit:
+            self.dropped += 1
+            return
+        self.backlog.append((kind, datetime.now(UTC), values))
+        if len(self.backlog) >= self.batch_size:
+            self._wakeup.set()
+
+    def connection_opened(self, connection_id: str, node_id: str, remote: str) -> None:
+        self._add("open", connection_id, node_id, remote[:64])
+
+    def connection_closed(self, connection_id: str) -> None:
+        self._add("close", connection_id)
+
+    def message(self, channel: str, event: str, payload: bytes) -> None:
+        self._add("message", channel, event[:200], payload)
+
+    def stats(self) -> dict[str, int]:
+        return {"backlog": len(self.backlog), "written": self.written, "dropped": self.dropped, "failures": self.failures}
+
+    # -- node lifecycle ----------------------------------------------------------------------------
+
+    async def node_started(self, node_id: str, host: str, port: int) -> None:
+        """Record the node (best effort: the engine starts even if the database is down)."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(models.ServerNode.__table__.delete().where(models.ServerNode.id == node_id))
+                await conn.execute(insert(models.ServerNode).values(id=node_id, host=host, port=port))
+        except Exception as exc:  # noqa: BLE001 - any database error: keep serving
+            self.failures += 1
+            log.warning("could not record the node start: %s", type(exc).__name__)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="realtime-recorder")
+
+    async def node_stopped(self, node_id: str) -> None:
+        """Flush what is left (a few seconds at most), then mark the node stopped."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            async with asyncio.timeout(5):
+                while self.backlog:
+                    await self._write_batch()
+                async with self.engine.begin() as conn:
+                    await conn.execute(update(models.ServerNode).where(models.ServerNode.id == node_id)
+                                       .values(stopped_at=datetime.now(UTC)))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("records left unwritten at shutdown: %d (%s)", len(self.backlog), type(exc).__name__)
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = self.interval
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            self._wakeup.clear()
+            try:
+                while self.backlog:
+                    await self._write_batch()
+                await self._heartbeat()
+                delay = self.interval
+            except Exception as exc:  # noqa: BLE001 - the database is unreachable or refused: retry
+                self.failures += 1
+                delay = min(max(delay * 2, 0.5), 10.0)
+                log.warning("database write failed, retrying in %.1fs (backlog %d): %s",
+                            delay, len(self.backlog), type(exc).__name__)
+
+    async def _heartbeat(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(models.ServerNode).where(models.ServerNode.id == self.node_id)
+                               .values(last_seen_at=datetime.now(UTC)))
+
+    async def _write_batch(self) -> None:
+        batch = [self.backlog[i] for i in range(min(self.batch_size, len(self.backlog)))]
+        async with self.engine.begin() as conn:
+            await self._write(conn, batch)
+        for _ in batch:  # only now, after the commit, are they gone from the backlog
+            self.backlog.popleft()
+        self.written += len(batch)
+
+    async def _write(self, conn: AsyncConnection, batch: list[Record]) -> None:
+        opened = [{"id": v[0], "node_id": v[1], "remote": v[2], "opened_at": at} for kind, at, v in batch if kind == "open"]
+        if opened:
+            await conn.execute(insert(models.Connection), opened)
+        for kind, at, values in batch:
+            if kind == "close":
+                await conn.execute(update(models.Connection).where(models.Connection.id == values[0]).values(closed_at=at))
+        messages = [{"channel": v[0], "event": v[1], "payload": v[2], "node_id": self.node_id, "created_at": at}
+                    for kind, at, v in batch if kind == "message"]
+        if messages:
+            await conn.execute(insert(models.Message), messages)
+            await self._touch_channels(conn, {m["channel"]: m["created_at"] for m in messages})
+
+    async def _touch_channels(self, conn: AsyncConnection, last: dict[str, datetime]) -> None:
+        known = set((await conn.execute(select(models.Channel.name).where(models.Channel.name.in_(list(last))))).scalars())
+        new = [{"name": name, "type": self.channel_type(name), "last_message_at": at}
+               for name, at in last.items() if name not in known]
+        if new:
+            await conn.execute(insert(models.Channel), new)
+        for name, at in last.items():
+            if name in known:
+                await conn.execute(update(models.Channel).where(models.Channel.name == name).values(last_message_at=at))

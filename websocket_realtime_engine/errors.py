@@ -1,0 +1,111 @@
+"""Errors of the engine and the codes clients see.
+
+Exception tree::
+
+    RealtimeError(code, message)          base; ``code`` is what an error frame carries
+    ├── ProtocolError                      4000-4003: the frame itself is wrong
+    ├── ChannelError                       4002: bad channel name
+    ├── AuthError                          4009: missing or wrong signature, sign-in needed
+    ├── ForbiddenError                     4010: allowed by nobody (client publishing, not subscribed)
+    ├── LimitError                         4020: a configured limit was reached
+    ├── RateLimitError                     4029: too many client messages
+    └── UnavailableError                   4503: a backend (broker, presence) cannot be reached
+
+Error frames (``{"event":"error","data":{"code","message"}}``, the connection stays open):
+
+======  =====================  ======================================================================
+code    name                   when
+======  =====================  ======================================================================
+4000    bad_request            malformed JSON, not an object, a missing or mistyped field
+4001    unknown_event          the ``event`` is not one the server knows
+4002    invalid_channel        the channel name breaks the name rules (characters, 164 at most)
+4003    unsupported_data       a binary frame (only JSON text frames are spoken)
+4009    unauthorized           missing or wrong ``auth``; presence/sign-in rules not met
+4010    forbidden              client publishing is not allowed on the channel, or not subscribed
+4020    limit_exceeded         channels per connection, presence members, user info size
+4029    rate_limited           more client messages per second than allowed
+4500    internal_error         a bug; logged with its trace, the connection stays open
+4503    unavailable            the broker or presence backend cannot be reached right now
+======  =====================  ======================================================================
+
+Close codes (the server ends the connection):
+
+======  =========================================================================================
+1009    frame larger than ``REALTIME_MAX_FRAME_BYTES`` (WebSocket "message too big")
+1011    internal error while setting up the connection
+1012    the node is shutting down: reconnect (to another node)
+4009    disconnected through the REST API: do not reconnect without the user's action
+4100    the node is at ``REALTIME_MAX_CONNECTIONS``: reconnect after a back-off
+4101    slow consumer: the write buffer passed ``REALTIME_WRITE_BUFFER_LIMIT``; reconnect and recover
+======  =========================================================================================
+"""
+
+from __future__ import annotations
+
+
+class RealtimeError(Exception):
+    """Base of client-facing errors: a numeric ``code`` and a message safe to show."""
+
+    code = 4500
+    name = "internal_error"
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ProtocolError(RealtimeError):
+    code = 4000
+    name = "bad_request"
+
+
+class UnknownEventError(ProtocolError):
+    code = 4001
+    name = "unknown_event"
+
+
+class ChannelError(RealtimeError):
+    code = 4002
+    name = "invalid_channel"
+
+
+class UnsupportedDataError(ProtocolError):
+    code = 4003
+    name = "unsupported_data"
+
+
+class AuthError(RealtimeError):
+    code = 4009
+    name = "unauthorized"
+
+
+class ForbiddenError(RealtimeError):
+    code = 4010
+    name = "forbidden"
+
+
+class LimitError(RealtimeError):
+    code = 4020
+    name = "limit_exceeded"
+
+
+class RateLimitError(RealtimeError):
+    code = 4029
+    name = "rate_limited"
+
+
+class UnavailableError(RealtimeError):
+    code = 4503
+    name = "unavailable"
+
+
+# Close codes
+CLOSE_NORMAL = 1000
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_SERVICE_RESTART = 1012
+CLOSE_DISCONNECTED = 4009
+CLOSE_OVER_CAPACITY = 4100
+CLOSE_SLOW_CONSUMER = 4101

@@ -1,0 +1,84 @@
+"""Activation, migrations, routes and the background engine service."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from shopologic.hookspecs import hookimpl
+from websocket_realtime_engine import PLUGIN_NAME
+from websocket_realtime_engine.db.credentials import ensure_default_app, stored_credentials
+from websocket_realtime_engine.db.models import TABLE_PREFIX
+from websocket_realtime_engine.hooks.state import STATE
+from websocket_realtime_engine.web import app as engine_app
+from websocket_realtime_engine.web.authenticate import HostAccess
+
+if TYPE_CHECKING:
+    from shopologic.platform import MigrationSource, Platform
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+VERSION_TABLE = "realtime_alembic_version"
+
+
+@hookimpl
+async def platform_loaded(platform: Platform) -> None:
+    """Remember the platform and the stored credentials (none before the first migration)."""
+    try:
+        credentials = await stored_credentials(platform.engine)
+    except SQLAlchemyError:  # the tables do not exist yet
+        credentials = None
+    STATE.reset(platform, credentials)
+
+
+@hookimpl
+def plugin_migrations(platform: Platform) -> MigrationSource:
+    from shopologic.platform import MigrationSource
+
+    return MigrationSource(PLUGIN_NAME, MIGRATIONS, VERSION_TABLE, TABLE_PREFIX)
+
+
+@hookimpl
+async def plugin_activated(plugin_name: str, platform: Platform) -> None:
+    """Create the default app's credentials (unless the environment gives them) and say where they are."""
+    credentials, created = await ensure_default_app(platform.engine, STATE.settings())
+    STATE.reset(platform, credentials)
+    verb = "created" if created else "kept"
+    print(f"{PLUGIN_NAME}: {verb} app {credentials['app_id']}; its key, secret and API key are in the "
+          f"realtime_apps table: show them with `python bootstrap_plugins.py websocket credentials`", file=sys.stderr)
+
+
+@hookimpl
+def plugin_deactivated(plugin_name: str, platform: Platform) -> None:
+    print(f"{PLUGIN_NAME}: deactivated; its tables and credentials are kept", file=sys.stderr)
+
+
+def _event_handler(platform: Platform) -> Any:
+    hook = platform.hook
+
+    def handle(name: str, payload: dict[str, Any]) -> None:
+        getattr(hook, f"realtime_{name}")(**payload)
+
+    return handle
+
+
+@hookimpl
+def register_routes(app: web.Application, platform: Platform) -> None:
+    """The engine's WebSocket endpoint and REST API, with the host deciding who may join what."""
+    settings = STATE.settings()
+    node = engine_app.build_node(settings, platform.engine, _event_handler(platform))
+    access = HostAccess(
+        identify=lambda request: platform.hook.identify_user(request=request),
+        authorize=lambda user, channel, connection_id: platform.hook.authorize_channel(
+            user=user, channel=channel, connection_id=connection_id),
+    )
+    engine_app.add_routes(app, node, access)
+
+
+@hookimpl
+def background_services(app: web.Application, platform: Platform) -> list[Any]:
+    """The node itself: started with the application, stopped gracefully with it."""
+    return [engine_app.engine_service(app[engine_app.NODE_KEY], platform.engine)]

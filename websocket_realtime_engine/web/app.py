@@ -1,0 +1,91 @@
+"""Wiring the engine into an aiohttp application: routes, middleware and the node's lifecycle.
+
+The same code serves the whole platform (``serve``) and a standalone node (``websocket start``):
+the host calls :func:`add_routes` from its ``register_routes`` hook and runs :func:`engine_service`
+as a background service.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from websocket_realtime_engine import runtime
+from websocket_realtime_engine.broker.memory import MemoryBroker
+from websocket_realtime_engine.config import Settings
+from websocket_realtime_engine.db.credentials import resolve_credentials
+from websocket_realtime_engine.db.recorder import DatabaseRecorder
+from websocket_realtime_engine.dispatch import EventHandler
+from websocket_realtime_engine.node import Node
+from websocket_realtime_engine.presence.memory import MemoryPresence
+from websocket_realtime_engine.web import authenticate, rest
+from websocket_realtime_engine.web.socket import socket_handler
+
+log = logging.getLogger("realtime.app")
+
+NODE_KEY = web.AppKey("realtime.node", Node)
+
+
+def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler: EventHandler | None) -> Node:
+    """A node on the embedded broker and presence store (Redis comes with the cluster)."""
+    recorder = None
+    if db_engine is not None:
+        from websocket_realtime_engine.node import policy_from
+
+        recorder = DatabaseRecorder(db_engine, settings.node_id, settings.db_batch_size, settings.db_flush_interval,
+                                    settings.db_backlog_limit, lambda name: policy_from(settings).type_of(name).value)
+    return Node(settings, MemoryBroker(), MemoryPresence(), recorder, event_handler)
+
+
+def add_routes(app: web.Application, node: Node, access: authenticate.HostAccess) -> None:
+    """The WebSocket endpoint and REST API v1 on ``app``."""
+    app[NODE_KEY] = node
+    app[authenticate.HOST_ACCESS_KEY] = access
+    app[authenticate.BUCKETS_KEY] = {}
+    app.middlewares.append(rest.api_middleware)
+    router = app.router
+    router.add_get("/socket", socket_handler)
+    router.add_post("/api/v1/broadcast", rest.broadcast)
+    router.add_get("/api/v1/channels", rest.list_channels)
+    router.add_get("/api/v1/channels/{name}", rest.channel_info)
+    router.add_get("/api/v1/channels/{name}/members", rest.channel_members)
+    router.add_get("/api/v1/connections", rest.list_connections)
+    router.add_post("/api/v1/connections/{id}/disconnect", rest.disconnect_connection)
+    router.add_post("/api/v1/users/{id}/disconnect", rest.disconnect_user)
+    router.add_post("/api/v1/authenticate", authenticate.authenticate)
+    router.add_post("/api/v1/authenticate/user", authenticate.authenticate_user)
+    router.add_get("/api/v1/status", rest.status)
+    router.add_get("/api/v1/openapi.yaml", rest.openapi)
+
+
+def engine_service(node: Node, db_engine: AsyncEngine | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The node's lifecycle as an aiohttp ``cleanup_ctx``: credentials, start; then graceful stop."""
+
+    async def service(app: web.Application) -> AsyncIterator[None]:
+        if db_engine is not None:
+            node.settings = await resolve_credentials(db_engine, node.settings)
+        if not node.settings.api_key or not node.settings.app_secret:
+            raise RuntimeError("no app credentials: activate the plugin or set REALTIME_APP_* and REALTIME_API_KEY")
+        await node.start()
+        runtime.set_local_node(node)
+        try:
+            yield
+        finally:
+            runtime.set_local_node(None)
+            await node.stop()
+
+    return service
+
+
+def create_app(settings: Settings, db_engine: AsyncEngine | None = None, event_handler: EventHandler | None = None,
+               access: authenticate.HostAccess | None = None, **app_options: Any) -> web.Application:
+    """A standalone application with only the engine (tests and embedding)."""
+    app = web.Application(client_max_size=settings.rest_max_body_bytes, **app_options)
+    node = build_node(settings, db_engine, event_handler)
+    add_routes(app, node, access or authenticate.HostAccess())
+    app.cleanup_ctx.append(engine_service(node, db_engine))
+    return app

@@ -1,0 +1,117 @@
+"""``POST /api/v1/authenticate`` and ``/api/v1/authenticate/user``: signatures for clients.
+
+Two callers: the shop's backend with the API key (it vouches for the user, and may name one for the
+host to check), and a storefront page with a shop session cookie (the host says who the user is
+and whether they may join, through its ``identify_user`` and ``authorize_channel`` hooks).
+Session callers are rate-limited per client address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from websocket_realtime_engine.protocol import auth
+from websocket_realtime_engine.protocol.channels import ChannelType
+from websocket_realtime_engine.ratelimit import TokenBucket
+from websocket_realtime_engine.web.rest import ApiError, read_json, load_body, node_of, has_api_key, ok
+from websocket_realtime_engine.web.schemas import AuthenticateSchema, UserAuthenticateSchema
+
+User = dict[str, Any]
+MAX_TRACKED_CLIENTS = 10_000
+
+
+@dataclass(frozen=True)
+class HostAccess:
+    """How the engine asks the host who a request's user is, and whether they may join a channel."""
+
+    identify: Callable[[web.Request], User | None] = lambda request: None
+    authorize: Callable[[User | None, str, str], bool | None] = lambda user, channel, connection_id: None
+    requests_per_second: float = 5.0
+
+
+HOST_ACCESS_KEY = web.AppKey("realtime.host_access", HostAccess)
+BUCKETS_KEY = web.AppKey("realtime.authenticate_buckets", dict)
+
+
+async def _body(request: web.Request) -> Any:
+    """JSON, or Pusher's form body (``socket_id``, ``channel_name``, ``channel_data``)."""
+    if request.content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        renamed = {"socket_id": "connection_id", "channel_name": "channel"}
+        return {renamed.get(key, key): value for key, value in form.items() if isinstance(value, str)}
+    return await read_json(request)
+
+
+def _session_user(request: web.Request) -> User:
+    access = request.app[HOST_ACCESS_KEY]
+    buckets: dict[str, TokenBucket] = request.app[BUCKETS_KEY]
+    client = request.remote or ""
+    if len(buckets) > MAX_TRACKED_CLIENTS:
+        buckets.clear()
+    bucket = buckets.setdefault(client, TokenBucket(access.requests_per_second, access.requests_per_second * 2))
+    if not bucket.take():
+        raise ApiError(429, "rate_limited", "too many authentication requests; slow down")
+    user = access.identify(request)
+    if user is None:
+        raise ApiError(401, "unauthorized", "no API key and no shop session")
+    return user
+
+
+async def authenticate(request: web.Request) -> web.Response:
+    """Sign a connection onto a private or presence channel."""
+    node = node_of(request)
+    body = await _body(request)
+    named_user = body.pop("user", None) if isinstance(body, dict) else None
+    data = load_body(AuthenticateSchema(), body)
+    channel, connection_id = data["channel"], data["connection_id"]
+    trusted = has_api_key(request)
+    user = named_user if trusted else _session_user(request)
+    kind = node.policy.type_of(channel)
+    if kind is ChannelType.PUBLIC:
+        raise ApiError(400, "public_channel", f"{channel} is public: subscribe without auth")
+    if user is not None and not request.app[HOST_ACCESS_KEY].authorize(user, channel, connection_id):
+        raise ApiError(403, "forbidden", f"not allowed to join {channel}")
+    channel_data = None
+    if kind is ChannelType.PRESENCE:
+        channel_data = data["channel_data"] if trusted else _member_data(user, data["channel_data"])
+        if channel_data is None:
+            raise ApiError(400, "invalid_request", "channel_data: required for a presence channel")
+    settings = node.settings
+    signature = auth.make_auth(settings.app_key, settings.app_secret,
+                               auth.channel_string(connection_id, channel, channel_data))
+    return ok({"auth": signature, "channel_data": channel_data} if channel_data else {"auth": signature})
+
+
+def _member_data(user: User | None, given: str | None) -> str:
+    """The presence member of a session user; client-given channel_data must name that same user."""
+    assert user is not None
+    if given is not None:
+        try:
+            claimed = orjson.loads(given).get("user_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            raise ApiError(400, "invalid_request", "channel_data: not a JSON object") from None
+        if str(claimed) != user["id"]:
+            raise ApiError(403, "forbidden", "channel_data names another user")
+    return orjson.dumps({"user_id": user["id"], "user_info": user.get("info") or {}}).decode()
+
+
+async def authenticate_user(request: web.Request) -> web.Response:
+    """Sign a user in on a connection (the ``signin`` frame's ``auth`` and ``user_data``)."""
+    node = node_of(request)
+    data = load_body(UserAuthenticateSchema(), await _body(request))
+    if has_api_key(request):
+        user_data = data["user_data"]
+        if not user_data or not isinstance(user_data.get("id"), str) or not user_data["id"]:
+            raise ApiError(400, "invalid_request", "user_data: an object with a string id is required")
+    else:
+        user = _session_user(request)
+        user_data = {"id": user["id"], "user_info": user.get("info") or {}}
+    text = orjson.dumps(user_data).decode()
+    settings = node.settings
+    signature = auth.make_auth(settings.app_key, settings.app_secret, auth.user_string(data["connection_id"], text))
+    return ok({"auth": signature, "user_data": text})

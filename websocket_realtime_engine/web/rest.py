@@ -1,0 +1,202 @@
+"""REST API v1: thin handlers that parse, call one node method and serialise.
+
+Errors are ``{"error": {"code", "message"}}`` with the HTTP status (see openapi.yaml). Every route
+but ``/api/v1/openapi.yaml`` and the authenticate routes needs ``Authorization: Bearer <api key>``;
+the authenticate routes also take a shop session (the host says who the user is).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+from marshmallow import Schema, ValidationError
+
+from websocket_realtime_engine import errors
+from websocket_realtime_engine.node import Node
+from websocket_realtime_engine.protocol import auth
+from websocket_realtime_engine.protocol.channels import ChannelType, check_name
+from websocket_realtime_engine.ratelimit import TokenBucket
+from websocket_realtime_engine.web.schemas import AuthenticateSchema, BroadcastSchema, UserAuthenticateSchema
+
+log = logging.getLogger("realtime.rest")
+OPENAPI = Path(__file__).with_name("openapi.yaml")
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.yaml"})
+SESSION_PATHS = frozenset({"/api/v1/authenticate", "/api/v1/authenticate/user"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """An HTTP error with a machine code and a message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def ok(value: Any, status: int = 200) -> web.Response:
+    return web.json_response(value, status=status, dumps=_dumps)
+
+
+def node_of(request: web.Request) -> Node:
+    from websocket_realtime_engine.web.app import NODE_KEY
+
+    return request.app[NODE_KEY]
+
+
+def has_api_key(request: web.Request) -> bool:
+    """Whether the request carries ``Authorization: Bearer <api key>``; constant-time."""
+    expected = node_of(request).settings.api_key
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """For ``/api/``: check the API key, turn every error into the JSON error form."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    try:
+        if request.path not in PUBLIC_PATHS and request.path not in SESSION_PATHS and not has_api_key(request):
+            raise ApiError(401, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)")
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status, "http_error")
+        return error_response(exc.status, code, exc.reason)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The body as JSON, refused with 413 past ``REALTIME_REST_MAX_BODY_BYTES``."""
+    limit = node_of(request).settings.rest_max_body_bytes
+    if (request.content_length or 0) > limit:
+        raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+
+
+def load_body(schema: Schema, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    try:
+        return schema.load(value)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        field, messages = next(iter(exc.normalized_messages().items()))
+        message = messages[0] if isinstance(messages, list) else messages
+        raise ApiError(400, "invalid_request", f"{field}: {message}") from None
+
+
+def _channel(request: web.Request) -> str:
+    try:
+        return check_name(request.match_info["name"])
+    except errors.ChannelError as exc:
+        raise ApiError(400, "invalid_channel", exc.message) from None
+
+
+# -- handlers --------------------------------------------------------------------------------------
+
+
+async def broadcast(request: web.Request) -> web.Response:
+    """``POST /api/v1/broadcast``"""
+    node = node_of(request)
+    body = load_body(BroadcastSchema(node.settings.max_broadcast_channels), await read_json(request))
+    channels = body.get("channels") or [body["channel"]]
+    try:
+        await node.publish(channels, body["event"], body["data"], body["exclude"])
+    except errors.UnavailableError as exc:
+        raise ApiError(503, "unavailable", exc.message) from None
+    return ok({"published": {"channels": channels, "event": body["event"]}})
+
+
+async def list_channels(request: web.Request) -> web.Response:
+    """``GET /api/v1/channels?prefix=&type=``"""
+    node = node_of(request)
+    prefix = request.query.get("prefix", "")
+    wanted = request.query.get("type")
+    if wanted is not None and wanted not in {t.value for t in ChannelType}:
+        raise ApiError(400, "invalid_request", "type must be public, private or presence")
+    channels = {}
+    for name in sorted(node.hub.channels):
+        info = node.channel_info(name)
+        if name.startswith(prefix) and (wanted is None or info["type"] == wanted):
+            channels[name] = {"type": info["type"], "subscription_count": info["subscription_count"]}
+    return ok({"channels": channels})
+
+
+async def channel_info(request: web.Request) -> web.Response:
+    """``GET /api/v1/channels/{name}``"""
+    node = node_of(request)
+    name = _channel(request)
+    info = node.channel_info(name)
+    if info["type"] == ChannelType.PRESENCE.value:
+        info["user_count"] = (await node.members(name))["count"]
+    return ok(info)
+
+
+async def channel_members(request: web.Request) -> web.Response:
+    """``GET /api/v1/channels/{name}/members``"""
+    node = node_of(request)
+    name = _channel(request)
+    if node.policy.type_of(name) is not ChannelType.PRESENCE:
+        raise ApiError(400, "not_presence", f"{name} is not a presence channel")
+    return ok(await node.members(name))
+
+
+async def list_connections(request: web.Request) -> web.Response:
+    """``GET /api/v1/connections?channel=&user_id=&limit=``"""
+    node = node_of(request)
+    try:
+        limit = int(request.query.get("limit", "1000"))
+    except ValueError:
+        raise ApiError(400, "invalid_request", "limit must be an integer") from None
+    if not 1 <= limit <= 10_000:
+        raise ApiError(400, "invalid_request", "limit must be between 1 and 10000")
+    channel, user_id = request.query.get("channel"), request.query.get("user_id")
+    selected = [c for c in node.connections.values()
+                if (channel is None or channel in c.channels) and (user_id is None or c.user_id == user_id)]
+    return ok({"connections": [c.describe(node.settings.node_id) for c in selected[:limit]], "count": len(selected)})
+
+
+async def disconnect_connection(request: web.Request) -> web.Response:
+    """``POST /api/v1/connections/{id}/disconnect``"""
+    connection_id = request.match_info["id"]
+    if not await node_of(request).disconnect(connection_id):
+        raise ApiError(404, "not_found", f"no connection {connection_id} on this node")
+    return ok({"disconnected": [connection_id]})
+
+
+async def disconnect_user(request: web.Request) -> web.Response:
+    """``POST /api/v1/users/{id}/disconnect``"""
+    count = await node_of(request).disconnect_user(request.match_info["id"])
+    return ok({"user_id": request.match_info["id"], "disconnected": count})
+
+
+async def status(request: web.Request) -> web.Response:
+    """``GET /api/v1/status``: this node's counters."""
+    return ok(node_of(request).status())
+
+
+async def openapi(request: web.Request) -> web.FileResponse:
+    """``GET /api/v1/openapi.yaml``: the contract of this API."""
+    return web.FileResponse(OPENAPI, headers={"Content-Type": "application/yaml"})
