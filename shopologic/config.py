@@ -35,32 +35,32 @@ def normalize_database_url(url: str) -> str:
     raise ConfigError(f"unsupported database in SHOPOLOGIC_DATABASE_URL: {base!r} (use sqlite or postgresql)")
 
 
-def default_database_url(root: Path) -> str:
-    """The embedded default: an SQLite file under ``var/``."""
-    return f"sqlite:///{root / 'var' / 'shopologic.db'}"
+def default_database_url(var_dir: Path) -> str:
+    """The embedded default: an SQLite file in the var folder."""
+    return f"sqlite:///{var_dir / 'shopologic.db'}"
 
 
 @dataclass(frozen=True)
 class HostSettings:
     """Settings of the host platform itself."""
 
-    root: Path
+    var_dir: Path
     database_url: str
     plugin_paths: tuple[Path, ...]
     secret_key: str
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, root: Path | None = None) -> HostSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> HostSettings:
         """Read the host's settings from the environment (``os.environ`` by default)."""
         env = os.environ if environ is None else environ
-        root = Path(env.get("SHOPOLOGIC_ROOT", root or PROJECT_ROOT))
-        url = env.get("SHOPOLOGIC_DATABASE_URL") or default_database_url(root)
+        var_dir = Path(env.get("SHOPOLOGIC_VAR_DIR") or PROJECT_ROOT / "var")
+        url = env.get("SHOPOLOGIC_DATABASE_URL") or default_database_url(var_dir)
         extra = [Path(p) for p in env.get("SHOPOLOGIC_PLUGIN_PATH", "").split(os.pathsep) if p]
         return cls(
-            root=root,
+            var_dir=var_dir,
             database_url=normalize_database_url(url),
-            plugin_paths=(root, root / "plugins", *extra),
-            secret_key=env.get("SHOPOLOGIC_SECRET_KEY") or _stored_secret(root / "var" / "secret_key"),
+            plugin_paths=(PROJECT_ROOT, PROJECT_ROOT / "plugins", *extra),
+            secret_key=env.get("SHOPOLOGIC_SECRET_KEY") or _stored_secret(var_dir / "secret_key"),
         )
 
 

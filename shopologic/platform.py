@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import inspect
 import logging
+import sys
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,10 @@ class Platform:
 
 
 def _import(manifest: Manifest, module_name: str) -> ModuleType:
+    """Import a manifest's module; a plugin's own folder is importable, as an installed package is."""
+    folder = str(manifest.path.parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:

@@ -106,7 +106,7 @@ async def cmd_setup_cluster(platform: Platform, args: argparse.Namespace) -> int
         await connection.aclose()
     except (RedisError, ValueError, OSError) as exc:
         raise CommandError(f"Redis at {args.redis_url} does not answer: {exc}") from None
-    path = platform.settings.root / "var" / "realtime.toml"
+    path = platform.settings.var_dir / "realtime.toml"
     _store_setting(path, "redis_url", args.redis_url)
     settings = STATE.settings()
     print(f"Redis {info.get('redis_version', '?')} answers at {args.redis_url}; stored redis_url in {path}")

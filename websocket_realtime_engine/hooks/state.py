@@ -20,9 +20,8 @@ class PluginState:
     def settings(self) -> Settings:
         """The engine settings, read once per process (CLI flags win over the environment)."""
         if self._settings is None:
-            root = self.platform.settings.root if self.platform is not None else None
             overrides: dict[str, Any] = dict(self.platform.overrides) if self.platform is not None else {}
-            config_file = root / "var" / "realtime.toml" if root is not None else None
+            config_file = self.platform.settings.var_dir / "realtime.toml" if self.platform is not None else None
             self._settings = load_settings(config_file=config_file, **overrides).with_credentials(
                 **(self.credentials or {}))
         return self._settings

@@ -100,7 +100,12 @@ def _request_id(frame: dict[str, Any]) -> RequestId:
     return value
 
 
+CLIENT_EVENTS = frozenset({"subscribe", "unsubscribe", "message", "presence", "signin", "ping"})
+
+
 def _build(event: str, frame: dict[str, Any], request_id: RequestId) -> Request:
+    if event not in CLIENT_EVENTS:
+        raise UnknownEventError(f"unknown event {event[:64]!r}")
     if event == "ping":
         return Ping(id=request_id)
     if event == "signin":
@@ -114,14 +119,12 @@ def _build(event: str, frame: dict[str, Any], request_id: RequestId) -> Request:
         return Unsubscribe(channel, request_id)
     if event == "presence":
         return Presence(channel, _optional_string(frame, "auth"), _optional_string(frame, "channel_data"), request_id)
-    if event == "message":
-        if "data" not in frame:
-            raise ProtocolError("data is required")
-        echo = frame.get("echo", False)
-        if not isinstance(echo, bool):
-            raise ProtocolError("echo must be true or false")
-        return Message(channel, frame["data"], echo, request_id)
-    raise UnknownEventError(f"unknown event {event!r}")
+    if "data" not in frame:  # message
+        raise ProtocolError("data is required")
+    echo = frame.get("echo", False)
+    if not isinstance(echo, bool):
+        raise ProtocolError("echo must be true or false")
+    return Message(channel, frame["data"], echo, request_id)
 
 
 def parse(text: str | bytes) -> Request:

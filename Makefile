@@ -1,0 +1,44 @@
+# Shopologic Realtime: `make run` serves the platform, `make test` passes the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PLUGIN := websocket-realtime-engine
+
+.PHONY: install run test lint services bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (set PYTHON=python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: set up, activate the plugin (runs its migrations), serve on 127.0.0.1:8080
+run: install
+	$(BIN)/python bootstrap_plugins.py plugin activate $(PLUGIN)
+	$(BIN)/python bootstrap_plugins.py serve
+
+## test: set up, make sure Redis and PostgreSQL answer, lint, type-check, run every test
+test: install services lint
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+services:
+	@bash scripts/ensure-services.sh
+
+## bench: the engine against the raw-aiohttp ceiling (../shared/bench), about 6 minutes
+bench: install
+	bash scripts/bench.sh
+
+bench-quick: install
+	bash scripts/bench.sh --clients 1000 --reps 1 --channels-clients 0
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

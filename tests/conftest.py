@@ -1,0 +1,184 @@
+"""Shared fixtures: real engine servers on loopback, real WebSocket clients, platform environments."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp.test_utils import TestServer
+
+from websocket_realtime_engine.config import Settings
+from websocket_realtime_engine.node import Node
+from websocket_realtime_engine.protocol import auth
+from websocket_realtime_engine.web.app import NODE_KEY, create_app
+from websocket_realtime_engine.web.authenticate import HostAccess
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_PLUGINS = ROOT / "tests" / "plugins"
+CREDENTIALS = {"app_id": "123456", "app_key": "test-key", "app_secret": "test-secret-value", "api_key": "test-api-key"}
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings for a test node: the test credentials, a short heartbeat, anything overridden."""
+    return replace(Settings(node_id="test-node", **CREDENTIALS), **overrides)
+
+
+class Client:
+    """A real WebSocket client (aiohttp) speaking the native protocol, with a receive timeout."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.connection_id = ""
+
+    async def send(self, frame: Any) -> None:
+        await self.ws.send_str(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
+
+    async def recv(self, timeout: float = 3.0) -> dict[str, Any]:
+        message = await asyncio.wait_for(self.ws.receive(), timeout)
+        assert message.type is aiohttp.WSMsgType.TEXT, f"expected a text frame, got {message.type}: {message.data!r}"
+        return orjson.loads(message.data)  # type: ignore[no-any-return]
+
+    async def request(self, frame: dict[str, Any], timeout: float = 3.0) -> dict[str, Any]:
+        """Send a frame and return the next frame received."""
+        await self.send(frame)
+        return await self.recv(timeout)
+
+    async def expect(self, event: str, timeout: float = 3.0) -> dict[str, Any]:
+        """The next frame, which must be ``event``."""
+        frame = await self.recv(timeout)
+        assert frame["event"] == event, frame
+        return frame
+
+    async def nothing(self, wait: float = 0.3) -> None:
+        """Assert that no frame arrives within ``wait`` seconds."""
+        with pytest.raises(TimeoutError):
+            frame = await self.recv(wait)
+            pytest.fail(f"unexpected frame {frame}")
+
+    async def subscribe(self, channel: str, **extra: Any) -> dict[str, Any]:
+        return await self.request({"event": "subscribe", "channel": channel, **extra})
+
+    def auth(self, channel: str, channel_data: str | None = None, secret: str = CREDENTIALS["app_secret"]) -> str:
+        return auth.make_auth(CREDENTIALS["app_key"], secret, auth.channel_string(self.connection_id, channel, channel_data))
+
+
+@dataclass
+class Engine:
+    """A running engine on loopback."""
+
+    server: TestServer
+    session: aiohttp.ClientSession
+    clients: list[Client] = field(default_factory=list)
+
+    @property
+    def node(self) -> Node:
+        return self.server.app[NODE_KEY]
+
+    def url(self, path: str) -> str:
+        return str(self.server.make_url(path))
+
+    @property
+    def api_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {CREDENTIALS['api_key']}"}
+
+    async def connect(self) -> Client:
+        ws = await self.session.ws_connect(self.url("/socket"))
+        client = Client(ws)
+        hello = await client.expect("connected")
+        client.connection_id = hello["data"]["connection_id"]
+        self.clients.append(client)
+        return client
+
+    async def api(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        headers = kwargs.pop("headers", self.api_headers)
+        async with self.session.request(method, self.url(path), headers=headers, **kwargs) as response:
+            return response.status, await response.json()
+
+
+EngineFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def engine_factory() -> AsyncIterator[EngineFactory]:
+    """Start engines with given settings (and host access); all stopped at the end."""
+    started: list[Engine] = []
+
+    async def start(settings: Settings | None = None, access: HostAccess | None = None, **app_kwargs: Any) -> Engine:
+        app = create_app(settings or make_settings(), access=access, **app_kwargs)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        engine = Engine(server, aiohttp.ClientSession())
+        started.append(engine)
+        return engine
+
+    yield start
+    for engine in started:
+        for client in engine.clients:
+            await client.ws.close()
+        await engine.session.close()
+        await engine.server.close()
+
+
+@pytest.fixture
+async def engine(engine_factory: EngineFactory) -> Engine:
+    """One engine with the default test settings."""
+    return await engine_factory()  # type: ignore[no-any-return]
+
+
+# -- the platform, as the CLI sees it --------------------------------------------------------------
+
+
+@pytest.fixture
+def platform_env(tmp_path: Path) -> dict[str, str]:
+    """An environment for a fresh platform: its own var folder and SQLite file, the test plugins."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("REALTIME_", "SHOPOLOGIC_"))}
+    env.update({
+        "SHOPOLOGIC_VAR_DIR": str(tmp_path / "var"),
+        "SHOPOLOGIC_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'platform.db'}",
+        "SHOPOLOGIC_PLUGIN_PATH": str(TEST_PLUGINS),
+        "REALTIME_CONFIG_FILE": str(tmp_path / "var" / "realtime.toml"),
+        "REALTIME_LOG_LEVEL": "warning",
+    })
+    return env
+
+
+@pytest.fixture
+def cli(platform_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python bootstrap_plugins.py ARGS`` in the fixture's environment."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(ROOT / "bootstrap_plugins.py"), *args], cwd=ROOT,
+                              env={**platform_env, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+    return run
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def scoped_env(platform_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """``os.environ`` set to the platform environment for in-process platform tests."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(platform_env)
+    try:
+        yield platform_env
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
