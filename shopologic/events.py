@@ -94,7 +94,7 @@ class ProductSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     price = Money(required=True)
     currency = fields.String(load_default="EUR", validate=validate.Regexp(r"^[A-Z]{3}$"))
-    stock = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0))
+    stock = fields.Integer(strict=True, validate=validate.Range(min=0))
 
 
 def _changes() -> fields.List:

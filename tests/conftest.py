@@ -113,8 +113,10 @@ async def engine_factory() -> AsyncIterator[EngineFactory]:
     """Start engines with given settings (and host access); all stopped at the end."""
     started: list[Engine] = []
 
-    async def start(settings: Settings | None = None, access: HostAccess | None = None, **app_kwargs: Any) -> Engine:
-        app = create_app(settings or make_settings(), access=access, **app_kwargs)
+    async def start(settings: Settings | None = None, access: HostAccess | None = None,
+                    event_handler: Callable[[str, dict[str, Any]], None] | None = None,
+                    db_engine: Any = None) -> Engine:
+        app = create_app(settings or make_settings(), db_engine=db_engine, access=access, event_handler=event_handler)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         engine = Engine(server, aiohttp.ClientSession())

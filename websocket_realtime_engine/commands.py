@@ -7,6 +7,7 @@ plugin's routes and services.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -18,10 +19,27 @@ from websocket_realtime_engine.hooks.state import STATE
 
 if TYPE_CHECKING:
     from shopologic.platform import Platform
+    from websocket_realtime_engine.config import Settings
 
 
 class CommandError(Exception):
     """Shown to the user as one line."""
+
+
+def _settings(platform: Platform) -> Settings:
+    """The engine settings of this process (CLI flags included), active plugin or not.
+
+    ``platform_loaded`` introduces the platform to the plugin only when the plugin is active; a
+    command run while it is not (``serve --port``, ``websocket status``) must still see the flags.
+    """
+    if STATE.platform is not platform:
+        STATE.reset(platform)
+    return STATE.settings()
+
+
+def _config_file(platform: Platform) -> Path:
+    """The TOML file the settings are read from, by the same rule as ``config.load_settings``."""
+    return Path(os.environ.get("REALTIME_CONFIG_FILE") or platform.settings.var_dir / "realtime.toml")
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +90,7 @@ async def _ensure_ready(platform: Platform) -> None:
 async def _serve(platform: Platform, only: str | None) -> int:
     from shopologic.server import run_app
 
-    settings = STATE.settings()
+    settings = _settings(platform)
     from shopologic import log
 
     log.redact(settings.api_key, settings.app_secret)
@@ -106,9 +124,9 @@ async def cmd_setup_cluster(platform: Platform, args: argparse.Namespace) -> int
         await connection.aclose()
     except (RedisError, ValueError, OSError) as exc:
         raise CommandError(f"Redis at {args.redis_url} does not answer: {exc}") from None
-    path = platform.settings.var_dir / "realtime.toml"
+    path = _config_file(platform)
     _store_setting(path, "redis_url", args.redis_url)
-    settings = STATE.settings()
+    settings = _settings(platform)
     print(f"Redis {info.get('redis_version', '?')} answers at {args.redis_url}; stored redis_url in {path}")
     print("Start each node with its own port and node id:")
     print(f"  python bootstrap_plugins.py websocket start --port {settings.port} --node-id node-1")
@@ -141,7 +159,7 @@ async def cmd_status(platform: Platform, args: argparse.Namespace) -> int:
     """Ask the running engine (REST) for its nodes, connections and channels."""
     import asyncio
 
-    settings = STATE.settings()
+    settings = _settings(platform)
     status = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/status")
     channels = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/channels")
     print(f"node {status['node_id']} at {settings.public_url}: {status['connections']} connections, "
@@ -154,7 +172,7 @@ async def cmd_status(platform: Platform, args: argparse.Namespace) -> int:
 async def cmd_credentials(platform: Platform, args: argparse.Namespace) -> int:
     """Print the credentials the engine uses (the environment's, else the stored app's)."""
     stored = await stored_credentials(platform.engine) if PLUGIN_NAME in platform.active else None
-    settings = STATE.settings()
+    settings = _settings(platform)
     if not (stored or settings.api_key):
         raise CommandError(f"no credentials yet: run `python bootstrap_plugins.py plugin activate {PLUGIN_NAME}`")
     for name in ("app_id", "app_key", "app_secret", "api_key"):

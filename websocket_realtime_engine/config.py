@@ -46,6 +46,7 @@ class Settings:
     api_key: str = ""
     # connections
     heartbeat: float = 25.0
+    close_timeout: float = 3.0
     max_connections: int = 10_000
     max_frame_bytes: int = 64 * 1024
     max_channels_per_connection: int = 100
@@ -70,6 +71,7 @@ class Settings:
     db_batch_size: int = 500
     db_flush_interval: float = 0.5
     db_backlog_limit: int = 100_000
+    db_retry_max_delay: float = 5.0
     # hooks out of the engine
     hook_queue_limit: int = 10_000
 

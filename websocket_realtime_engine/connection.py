@@ -40,6 +40,10 @@ class Connection:
         self.closing = False
         self.message_bucket = TokenBucket(messages_per_second)
 
+    def is_user(self, user_id: str) -> bool:
+        """Whether the connection is this user: signed in as them, or a presence member as them."""
+        return self.user_id == user_id or user_id in self.presence.values()
+
     def describe(self, node_id: str) -> dict[str, Any]:
         """What the REST API shows of this connection."""
         return {

@@ -32,7 +32,7 @@ Close codes (the server ends the connection):
 
 ======  =========================================================================================
 1009    frame larger than ``REALTIME_MAX_FRAME_BYTES`` (WebSocket "message too big")
-1011    internal error while setting up the connection
+1006    (no close frame) the peer stopped answering WebSocket pings for ``REALTIME_HEARTBEAT`` seconds
 1012    the node is shutting down: reconnect (to another node)
 4009    disconnected through the REST API: do not reconnect without the user's action
 4100    the node is at ``REALTIME_MAX_CONNECTIONS``: reconnect after a back-off
@@ -104,7 +104,6 @@ class UnavailableError(RealtimeError):
 # Close codes
 CLOSE_NORMAL = 1000
 CLOSE_MESSAGE_TOO_BIG = 1009
-CLOSE_INTERNAL_ERROR = 1011
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_DISCONNECTED = 4009
 CLOSE_OVER_CAPACITY = 4100

@@ -2,8 +2,8 @@
 
 A publication arrives as one prebuilt WebSocket frame; ``deliver`` appends those same bytes to each
 subscriber's pending buffer, and ``flush`` (once per event-loop iteration) writes each buffer with
-one ``transport.write``. Nothing is awaited per subscriber, and a subscriber whose kernel-side
-write buffer passes ``write_buffer_limit`` is handed to ``on_slow_consumer`` instead of growing.
+one ``transport.write``. Nothing is awaited per subscriber, and a subscriber whose unsent backlog
+stays above ``write_buffer_limit`` is handed to ``on_slow_consumer`` instead of growing.
 """
 
 from __future__ import annotations
@@ -86,7 +86,11 @@ class Hub:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write every pending buffer with one ``write`` each; hand over slow consumers."""
+        """Write every pending buffer with one ``write`` each; hand over slow consumers.
+
+        A subscriber is slow when, at the next flush, more than ``write_buffer_limit`` bytes of
+        what was written before are still unsent: a burst is fine, a backlog that stays is not.
+        """
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         limit = self.write_buffer_limit
@@ -95,7 +99,8 @@ class Hub:
             transport = connection.transport
             if buffer is None or connection.closing or transport.is_closing():
                 continue
-            # The transport may keep a reference to the buffer, so it is handed over, never reused.
-            transport.write(buffer)
             if transport.get_write_buffer_size() > limit:
                 self.on_slow_consumer(connection)
+                continue
+            # The transport may keep a reference to the buffer, so it is handed over, never reused.
+            transport.write(buffer)

@@ -73,6 +73,13 @@ class Node:
 
     async def stop(self, code: int = errors.CLOSE_SERVICE_RESTART) -> None:
         """Stop accepting, close every client with ``code`` (reconnect elsewhere), stop backends."""
+        await self.close_all(code)
+        await self.events.stop()
+        await self.broker.stop()
+        await self.recorder.node_stopped(self.settings.node_id)
+
+    async def close_all(self, code: int = errors.CLOSE_SERVICE_RESTART) -> None:
+        """Stop accepting and close every client with ``code``; every error is collected and logged."""
         self.accepting = False
         results = await asyncio.gather(
             *(self.close_connection(c, code, "server shutting down") for c in list(self.connections.values())),
@@ -81,9 +88,6 @@ class Node:
         for result in results:
             if isinstance(result, BaseException):
                 log.warning("error closing a connection at shutdown: %r", result)
-        await self.events.stop()
-        await self.broker.stop()
-        await self.recorder.node_stopped(self.settings.node_id)
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -147,8 +151,8 @@ class Node:
         return True
 
     async def disconnect_user(self, user_id: str) -> int:
-        """REST: end every connection of a user; how many were ended."""
-        connections = list(self.users.get(user_id, ()))
+        """REST: end every connection of a user (signed in or a presence member); how many were ended."""
+        connections = [c for c in self.connections.values() if c.is_user(user_id)]
         for connection in connections:
             await self.close_connection(connection, errors.CLOSE_DISCONNECTED, "disconnected by the server")
         return len(connections)

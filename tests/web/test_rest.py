@@ -142,3 +142,23 @@ async def test_status_counts(engine: Engine) -> None:
     status, body = await engine.api("GET", "/api/v1/status")
     assert status == 200
     assert body["connections"] == 1 and body["channels"] == 1 and body["published"] == 1 and body["node_id"] == "test-node"
+
+
+async def test_a_large_body_within_the_limit_is_read_whole(engine: Engine) -> None:
+    client = await engine.connect()
+    await client.subscribe("orders")
+    big = "y" * 600_000
+    status, body = await engine.api("POST", "/api/v1/broadcast", json={"channel": "orders", "event": "big", "data": big})
+    assert status == 200, body
+    assert (await client.recv())["data"] == big
+
+
+async def test_disconnecting_a_presence_member_by_user_id(engine: Engine) -> None:
+    from tests.web.test_presence import join
+
+    member, other = await engine.connect(), await engine.connect()
+    await join(member, "presence-admin", "carol")
+    status, body = await engine.api("POST", "/api/v1/users/carol/disconnect")
+    assert status == 200 and body["disconnected"] == 1
+    assert (await asyncio.wait_for(member.ws.receive(), 3)).data == 4009
+    assert (await other.request({"event": "ping"}))["event"] == "pong"

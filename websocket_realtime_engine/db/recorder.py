@@ -62,7 +62,9 @@ class DatabaseRecorder:
     """Batches records into the platform database behind the engine's back."""
 
     def __init__(self, engine: AsyncEngine, node_id: str, batch_size: int = 500, interval: float = 0.5,
-                 backlog_limit: int = 100_000, channel_type: Callable[[str], str] = lambda name: "public") -> None:
+                 backlog_limit: int = 100_000, channel_type: Callable[[str], str] = lambda name: "public",
+                 retry_max_delay: float = 5.0) -> None:
+        self.retry_max_delay = retry_max_delay
         self.engine = engine
         self.channel_type = channel_type
         self.node_id = node_id
@@ -143,7 +145,7 @@ class DatabaseRecorder:
                 delay = self.interval
             except Exception as exc:  # noqa: BLE001 - the database is unreachable or refused: retry
                 self.failures += 1
-                delay = min(max(delay * 2, 0.5), 10.0)
+                delay = min(max(delay * 2, 0.1), self.retry_max_delay)
                 log.warning("database write failed, retrying in %.1fs (backlog %d): %s",
                             delay, len(self.backlog), type(exc).__name__)
 

@@ -37,13 +37,15 @@ def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler:
         from websocket_realtime_engine.node import policy_from
 
         recorder = DatabaseRecorder(db_engine, settings.node_id, settings.db_batch_size, settings.db_flush_interval,
-                                    settings.db_backlog_limit, lambda name: policy_from(settings).type_of(name).value)
+                                    settings.db_backlog_limit, lambda name: policy_from(settings).type_of(name).value,
+                                    settings.db_retry_max_delay)
     return Node(settings, MemoryBroker(), MemoryPresence(), recorder, event_handler)
 
 
 def add_routes(app: web.Application, node: Node, access: authenticate.HostAccess) -> None:
     """The WebSocket endpoint and REST API v1 on ``app``."""
     app[NODE_KEY] = node
+    app.on_shutdown.append(_close_clients)
     app[authenticate.HOST_ACCESS_KEY] = access
     app[authenticate.BUCKETS_KEY] = {}
     app.middlewares.append(rest.api_middleware)
@@ -60,6 +62,12 @@ def add_routes(app: web.Application, node: Node, access: authenticate.HostAccess
     router.add_post("/api/v1/authenticate/user", authenticate.authenticate_user)
     router.add_get("/api/v1/status", rest.status)
     router.add_get("/api/v1/openapi.yaml", rest.openapi)
+
+
+async def _close_clients(app: web.Application) -> None:
+    """Graceful shutdown, step one: close every client with 1012 so it reconnects elsewhere, before
+    aiohttp waits for the handlers to finish."""
+    await app[NODE_KEY].close_all()
 
 
 def engine_service(node: Node, db_engine: AsyncEngine | None) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -65,12 +65,10 @@ def _session_user(request: web.Request) -> User:
 async def authenticate(request: web.Request) -> web.Response:
     """Sign a connection onto a private or presence channel."""
     node = node_of(request)
-    body = await _body(request)
-    named_user = body.pop("user", None) if isinstance(body, dict) else None
-    data = load_body(AuthenticateSchema(), body)
+    data = load_body(AuthenticateSchema(), await _body(request))
     channel, connection_id = data["channel"], data["connection_id"]
     trusted = has_api_key(request)
-    user = named_user if trusted else _session_user(request)
+    user = data["user"] if trusted else _session_user(request)
     kind = node.policy.type_of(channel)
     if kind is ChannelType.PUBLIC:
         raise ApiError(400, "public_channel", f"{channel} is public: subscribe without auth")

@@ -75,6 +75,8 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message)
+    except errors.UnavailableError as exc:
+        return error_response(503, "unavailable", exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -87,9 +89,11 @@ async def read_json(request: web.Request) -> Any:
     limit = node_of(request).settings.rest_max_body_bytes
     if (request.content_length or 0) > limit:
         raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
+    body = bytearray()
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -120,12 +124,11 @@ def _channel(request: web.Request) -> str:
 async def broadcast(request: web.Request) -> web.Response:
     """``POST /api/v1/broadcast``"""
     node = node_of(request)
-    body = load_body(BroadcastSchema(node.settings.max_broadcast_channels), await read_json(request))
+    settings = node.settings
+    body = load_body(BroadcastSchema(settings.max_broadcast_channels, settings.max_event_name_length),
+                     await read_json(request))
     channels = body.get("channels") or [body["channel"]]
-    try:
-        await node.publish(channels, body["event"], body["data"], body["exclude"])
-    except errors.UnavailableError as exc:
-        raise ApiError(503, "unavailable", exc.message) from None
+    await node.publish(channels, body["event"], body["data"], body["exclude"])
     return ok({"published": {"channels": channels, "event": body["event"]}})
 
 
@@ -174,7 +177,7 @@ async def list_connections(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_request", "limit must be between 1 and 10000")
     channel, user_id = request.query.get("channel"), request.query.get("user_id")
     selected = [c for c in node.connections.values()
-                if (channel is None or channel in c.channels) and (user_id is None or c.user_id == user_id)]
+                if (channel is None or channel in c.channels) and (user_id is None or c.is_user(user_id))]
     return ok({"connections": [c.describe(node.settings.node_id) for c in selected[:limit]], "count": len(selected)})
 
 

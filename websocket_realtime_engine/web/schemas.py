@@ -28,13 +28,14 @@ class BroadcastSchema(Schema):
 
     channel = ChannelName()
     channels = fields.List(ChannelName(), validate=validate.Length(min=1))
-    event = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    event = fields.String(required=True, validate=validate.Length(min=1))
     data = fields.Raw(required=True, allow_none=True)
     exclude = fields.String(validate=CONNECTION_ID, allow_none=True, load_default=None)
 
-    def __init__(self, max_channels: int, **kwargs: Any) -> None:
+    def __init__(self, max_channels: int, max_event_name_length: int = 200, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_channels = max_channels
+        self.max_event_name_length = max_event_name_length
 
     @validates_schema
     def one_target(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -42,6 +43,16 @@ class BroadcastSchema(Schema):
             raise ValidationError("give exactly one of channel or channels", "channel")
         if len(data.get("channels", ())) > self.max_channels:
             raise ValidationError(f"at most {self.max_channels} channels", "channels")
+        if len(data.get("event", "")) > self.max_event_name_length:
+            raise ValidationError(f"longer than {self.max_event_name_length} characters", "event")
+
+
+class NamedUserSchema(Schema):
+    """A user the shop's backend names for the host to check: ``{"id", "role"?, "info"?}``."""
+
+    id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    role = fields.String(load_default="customer", validate=validate.OneOf(("customer", "admin")))
+    info = fields.Dict(load_default=dict)
 
 
 class AuthenticateSchema(Schema):
@@ -50,6 +61,7 @@ class AuthenticateSchema(Schema):
     connection_id = fields.String(required=True, validate=CONNECTION_ID)
     channel = ChannelName(required=True)
     channel_data = fields.String(validate=validate.Length(max=4096), load_default=None, allow_none=True)
+    user = fields.Nested(NamedUserSchema, load_default=None, allow_none=True)
 
 
 class UserAuthenticateSchema(Schema):

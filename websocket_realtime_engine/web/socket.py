@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -66,11 +67,17 @@ async def socket_handler(request: web.Request) -> web.WebSocketResponse:
     node = request.app[NODE_KEY]
     settings = node.settings
     ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes, heartbeat=settings.heartbeat,
-                               compress=settings.compression)
+                               compress=settings.compression, timeout=settings.close_timeout)
     await ws.prepare(request)
 
     async def closer(code: int, reason: str) -> None:
-        await ws.close(code=code, message=reason.encode())
+        # A peer that reads nothing (a slow consumer) would hold the drain forever: the timeout
+        # makes aiohttp drop the transport instead.
+        try:
+            async with asyncio.timeout(settings.close_timeout):
+                await ws.close(code=code, message=reason.encode())
+        except TimeoutError:
+            log.info("closing handshake timed out", extra={"code": code})
 
     transport: Any = request.transport
     try:
