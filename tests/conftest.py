@@ -30,7 +30,7 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings for a test node: the test credentials, a short heartbeat, anything overridden."""
-    return replace(Settings(node_id="test-node", **CREDENTIALS), **overrides)
+    return replace(Settings(node_id="test-node", gc_tuning=False, **CREDENTIALS), **overrides)
 
 
 class Client:

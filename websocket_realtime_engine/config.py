@@ -57,6 +57,7 @@ class Settings:
     write_buffer_limit: int = 4 * 1024 * 1024
     client_messages_per_second: float = 10.0
     compression: bool = False
+    gc_tuning: bool = True
     # channels
     presence_patterns: tuple[str, ...] = ("users:*",)
     private_patterns: tuple[str, ...] = ()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from websocket_realtime_engine.db import models
@@ -181,6 +181,7 @@ class DatabaseRecorder:
                for name, at in last.items() if name not in known]
         if new:
             await conn.execute(insert(models.Channel), new)
-        for name, at in last.items():
-            if name in known:
-                await conn.execute(update(models.Channel).where(models.Channel.name == name).values(last_message_at=at))
+        seen = [{"channel_name": name, "at": at} for name, at in last.items() if name in known]
+        if seen:
+            await conn.execute(update(models.Channel).where(models.Channel.name == bindparam("channel_name"))
+                               .values(last_message_at=bindparam("at")), seen)

@@ -7,6 +7,7 @@ as a background service.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -23,6 +24,7 @@ from websocket_realtime_engine.dispatch import EventHandler
 from websocket_realtime_engine.node import Node
 from websocket_realtime_engine.presence.memory import MemoryPresence
 from websocket_realtime_engine.web import authenticate, rest
+from websocket_realtime_engine.web.schemas import BroadcastSchema
 from websocket_realtime_engine.web.socket import socket_handler
 
 log = logging.getLogger("realtime.app")
@@ -45,6 +47,8 @@ def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler:
 def add_routes(app: web.Application, node: Node, access: authenticate.HostAccess) -> None:
     """The WebSocket endpoint and REST API v1 on ``app``."""
     app[NODE_KEY] = node
+    settings = node.settings
+    app[rest.BROADCAST_SCHEMA_KEY] = BroadcastSchema(settings.max_broadcast_channels, settings.max_event_name_length)
     app.on_shutdown.append(_close_clients)
     app[authenticate.HOST_ACCESS_KEY] = access
     app[authenticate.BUCKETS_KEY] = {}
@@ -70,15 +74,32 @@ async def _close_clients(app: web.Application) -> None:
     await app[NODE_KEY].close_all()
 
 
+def tune_garbage_collector() -> None:
+    """Move what start-up allocated out of the collector's sight and collect less often.
+
+    At thousands of connections a full collection walks every connection's objects (65-470 ms
+    measured with ../shared/bench/gc_probe.py); nothing on the delivery path allocates GC-tracked
+    objects, so collecting less often costs little memory.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def engine_service(node: Node, db_engine: AsyncEngine | None) -> Callable[[web.Application], AsyncIterator[None]]:
     """The node's lifecycle as an aiohttp ``cleanup_ctx``: credentials, start; then graceful stop."""
 
     async def service(app: web.Application) -> AsyncIterator[None]:
         if db_engine is not None:
             node.settings = await resolve_credentials(db_engine, node.settings)
+        if node.settings.redis_url:
+            log.warning("REALTIME_REDIS_URL is set, but this version runs on the embedded broker only: "
+                        "run one node (cluster mode is not built yet)")
         if not node.settings.api_key or not node.settings.app_secret:
             raise RuntimeError("no app credentials: activate the plugin or set REALTIME_APP_* and REALTIME_API_KEY")
         await node.start()
+        if node.settings.gc_tuning:
+            tune_garbage_collector()
         runtime.set_local_node(node)
         try:
             yield

@@ -22,6 +22,8 @@ from websocket_realtime_engine.web.rest import ApiError, read_json, load_body, n
 from websocket_realtime_engine.web.schemas import AuthenticateSchema, UserAuthenticateSchema
 
 User = dict[str, Any]
+AUTHENTICATE_SCHEMA = AuthenticateSchema()
+USER_AUTHENTICATE_SCHEMA = UserAuthenticateSchema()
 MAX_TRACKED_CLIENTS = 10_000
 
 
@@ -65,7 +67,7 @@ def _session_user(request: web.Request) -> User:
 async def authenticate(request: web.Request) -> web.Response:
     """Sign a connection onto a private or presence channel."""
     node = node_of(request)
-    data = load_body(AuthenticateSchema(), await _body(request))
+    data = load_body(AUTHENTICATE_SCHEMA, await _body(request))
     channel, connection_id = data["channel"], data["connection_id"]
     trusted = has_api_key(request)
     user = data["user"] if trusted else _session_user(request)
@@ -101,7 +103,7 @@ def _member_data(user: User | None, given: str | None) -> str:
 async def authenticate_user(request: web.Request) -> web.Response:
     """Sign a user in on a connection (the ``signin`` frame's ``auth`` and ``user_data``)."""
     node = node_of(request)
-    data = load_body(UserAuthenticateSchema(), await _body(request))
+    data = load_body(USER_AUTHENTICATE_SCHEMA, await _body(request))
     if has_api_key(request):
         user_data = data["user_data"]
         if not user_data or not isinstance(user_data.get("id"), str) or not user_data["id"]:
