@@ -7,7 +7,7 @@ Every order and product hook call is checked against these schemas before any im
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -162,12 +162,17 @@ def validate_event(hook_name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         loaded = schema.load(dict(kwargs))
     except ValidationError as exc:
         raise InvalidEventError(hook_name, exc.normalized_messages()) from None
-    return _jsonable(loaded)  # type: ignore[no-any-return]
+    cleaned: dict[str, Any] = _jsonable(loaded)
+    return cleaned
 
 
-def validate_hook_call(hook_name: str, hook_impls: object, kwargs: dict[str, Any]) -> None:
-    """pluggy ``before`` monitor: validate shop events in place, before any implementation runs."""
-    if hook_name in HOOK_SCHEMAS:
+def validate_hook_call(hook_name: str, hook_impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """pluggy ``before`` monitor: validate shop events in place, before any implementation runs.
+
+    pluggy hands the monitor the very dict the implementations will be called with, so replacing
+    its contents hands them the cleaned payload.
+    """
+    if hook_name in HOOK_SCHEMAS and isinstance(kwargs, dict):
         cleaned = validate_event(hook_name, kwargs)
         kwargs.clear()
         kwargs.update(cleaned)

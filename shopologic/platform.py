@@ -20,7 +20,7 @@ from typing import Any
 
 import pluggy
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shopologic import defaults, events, hookspecs
@@ -91,9 +91,9 @@ class Platform:
             rows = {row.name: row for row in (await conn.execute(select(PluginState))).all()}
             for manifest in self.manifests.values():
                 if manifest.name not in rows:
-                    await conn.execute(PluginState.__table__.insert().values(name=manifest.name, version=manifest.version, active=False))
+                    await conn.execute(insert(PluginState).values(name=manifest.name, version=manifest.version, active=False))
                 elif rows[manifest.name].version != manifest.version:
-                    await conn.execute(PluginState.__table__.update().where(PluginState.name == manifest.name).values(version=manifest.version))
+                    await conn.execute(update(PluginState).where(PluginState.name == manifest.name).values(version=manifest.version))
         self.active = {name for name, row in rows.items() if row.active and name in self.manifests}
         for name in sorted(self.active):
             self._register(self.manifests[name])
@@ -148,7 +148,7 @@ class Platform:
 
     async def _set_active(self, name: str, active: bool) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(PluginState.__table__.update().where(PluginState.name == name).values(active=active))
+            await conn.execute(update(PluginState).where(PluginState.name == name).values(active=active))
         (self.active.add if active else self.active.discard)(name)
 
     def _register(self, manifest: Manifest) -> None:
@@ -195,9 +195,13 @@ class Platform:
     async def run_migrations(self, source: MigrationSource, direction: str, revision: str) -> None:
         """Run ``alembic upgrade``/``downgrade`` for one plugin, in a thread (env.py runs its own loop)."""
         from alembic import command
+        from alembic.util import CommandError
 
         action = {"upgrade": command.upgrade, "downgrade": command.downgrade}[direction]
-        await asyncio.to_thread(action, self.alembic_config(source), revision)
+        try:
+            await asyncio.to_thread(action, self.alembic_config(source), revision)
+        except CommandError as exc:  # a revision that does not exist, a branch problem: the user's input
+            raise PluginError(f"{source.plugin}: cannot {direction} to {revision!r}: {exc}") from None
 
     async def migration_status(self, source: MigrationSource) -> tuple[str | None, str | None]:
         """``(current revision in the database, head revision of the scripts)``."""

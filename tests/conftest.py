@@ -69,7 +69,9 @@ class Client:
         return await self.request({"event": "subscribe", "channel": channel, **extra})
 
     def auth(self, channel: str, channel_data: str | None = None, secret: str = CREDENTIALS["app_secret"]) -> str:
-        return auth.make_auth(CREDENTIALS["app_key"], secret, auth.channel_string(self.connection_id, channel, channel_data))
+        return auth.make_auth(
+            CREDENTIALS["app_key"], secret, auth.channel_string(self.connection_id, channel, channel_data)
+        )
 
 
 @dataclass
@@ -113,9 +115,12 @@ async def engine_factory() -> AsyncIterator[EngineFactory]:
     """Start engines with given settings (and host access); all stopped at the end."""
     started: list[Engine] = []
 
-    async def start(settings: Settings | None = None, access: HostAccess | None = None,
-                    event_handler: Callable[[str, dict[str, Any]], None] | None = None,
-                    db_engine: Any = None) -> Engine:
+    async def start(
+        settings: Settings | None = None,
+        access: HostAccess | None = None,
+        event_handler: Callable[[str, dict[str, Any]], None] | None = None,
+        db_engine: Any = None,
+    ) -> Engine:
         app = create_app(settings or make_settings(), db_engine=db_engine, access=access, event_handler=event_handler)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
@@ -144,13 +149,15 @@ async def engine(engine_factory: EngineFactory) -> Engine:
 def platform_env(tmp_path: Path) -> dict[str, str]:
     """An environment for a fresh platform: its own var folder and SQLite file, the test plugins."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("REALTIME_", "SHOPOLOGIC_"))}
-    env.update({
-        "SHOPOLOGIC_VAR_DIR": str(tmp_path / "var"),
-        "SHOPOLOGIC_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'platform.db'}",
-        "SHOPOLOGIC_PLUGIN_PATH": str(TEST_PLUGINS),
-        "REALTIME_CONFIG_FILE": str(tmp_path / "var" / "realtime.toml"),
-        "REALTIME_LOG_LEVEL": "warning",
-    })
+    env.update(
+        {
+            "SHOPOLOGIC_VAR_DIR": str(tmp_path / "var"),
+            "SHOPOLOGIC_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'platform.db'}",
+            "SHOPOLOGIC_PLUGIN_PATH": str(TEST_PLUGINS),
+            "REALTIME_CONFIG_FILE": str(tmp_path / "var" / "realtime.toml"),
+            "REALTIME_LOG_LEVEL": "warning",
+        }
+    )
     return env
 
 
@@ -159,8 +166,14 @@ def cli(platform_env: dict[str, str]) -> Callable[..., subprocess.CompletedProce
     """Run ``python bootstrap_plugins.py ARGS`` in the fixture's environment."""
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(ROOT / "bootstrap_plugins.py"), *args], cwd=ROOT,
-                              env={**platform_env, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "bootstrap_plugins.py"), *args],
+            cwd=ROOT,
+            env={**platform_env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     return run
 

@@ -21,9 +21,15 @@ class EngineUnreachableError(RuntimeError):
 def request(settings: Settings, method: str, path: str, body: Any = None, timeout: float = 5.0) -> Any:
     """One authenticated REST call to ``settings.public_url``; the decoded JSON answer."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(settings.public_url + path, data=data, method=method, headers={
-        "Authorization": f"Bearer {settings.api_key}", "Content-Type": "application/json",
-    })
+    req = urllib.request.Request(
+        settings.public_url + path,
+        data=data,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {settings.api_key}",
+            "Content-Type": "application/json",
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 - our own engine URL
             return json.loads(response.read() or b"null")

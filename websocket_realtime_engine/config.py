@@ -83,12 +83,14 @@ class Settings:
 
     def redacted(self) -> dict[str, Any]:
         """The settings with secrets masked, for logs and status pages."""
-        return {f.name: ("***" if f.name in SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name))
-                for f in fields(self)}
+        return {
+            f.name: ("***" if f.name in SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name))
+            for f in fields(self)
+        }
 
     def with_credentials(self, **credentials: str) -> Settings:
         """A copy where empty credentials are filled from ``credentials`` (the stored app)."""
-        fill = {name: value for name, value in credentials.items() if value and not getattr(self, name)}
+        fill: dict[str, Any] = {name: value for name, value in credentials.items() if value and not getattr(self, name)}
         return replace(self, **fill)
 
 
@@ -114,8 +116,9 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
         raise SettingsError(f"REALTIME_{name.upper()}: {raw!r} is not a valid value ({exc})") from None
 
 
-def load_settings(environ: Mapping[str, str] | None = None, config_file: Path | None = None,
-                  **overrides: Any) -> Settings:
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: Path | None = None, **overrides: Any
+) -> Settings:
     """Defaults, then the config file, then the environment, then explicit ``overrides`` (CLI flags)."""
     env = os.environ if environ is None else environ
     path = Path(env.get("REALTIME_CONFIG_FILE") or config_file or Path("var/realtime.toml"))
@@ -148,8 +151,16 @@ def load_settings(environ: Mapping[str, str] | None = None, config_file: Path | 
 def _check(settings: Settings) -> None:
     if not 0 < settings.port < 65536:
         raise SettingsError(f"REALTIME_PORT: {settings.port} is not a TCP port")
-    positive = ("heartbeat", "max_connections", "max_frame_bytes", "max_channels_per_connection",
-                "max_presence_members", "write_buffer_limit", "rest_max_body_bytes", "db_batch_size")
+    positive = (
+        "heartbeat",
+        "max_connections",
+        "max_frame_bytes",
+        "max_channels_per_connection",
+        "max_presence_members",
+        "write_buffer_limit",
+        "rest_max_body_bytes",
+        "db_batch_size",
+    )
     for name in positive:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"REALTIME_{name.upper()}: must be greater than 0")
@@ -158,4 +169,3 @@ def _check(settings: Settings) -> None:
     unknown_types = set(settings.client_message_types) - {"public", "private", "presence"}
     if unknown_types:
         raise SettingsError(f"REALTIME_CLIENT_MESSAGE_TYPES: unknown channel type(s) {sorted(unknown_types)}")
-

@@ -8,24 +8,41 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from websocket_realtime_engine.ratelimit import TokenBucket
 
-Closer = Callable[[int, str], Awaitable[None]]
+Closer = Callable[[int, str], Coroutine[Any, Any, None]]
 
 
 class Connection:
     """A connected client. ``out`` is its pending output, written once per loop iteration."""
 
     __slots__ = (
-        "id", "transport", "closer", "out", "channels", "presence", "user_id", "user_info",
-        "connected_at", "remote", "closing", "message_bucket", "__weakref__",
+        "id",
+        "transport",
+        "closer",
+        "out",
+        "channels",
+        "presence",
+        "user_id",
+        "user_info",
+        "connected_at",
+        "remote",
+        "closing",
+        "message_bucket",
+        "__weakref__",
     )
 
-    def __init__(self, connection_id: str, transport: asyncio.Transport, closer: Closer, remote: str = "",
-                 messages_per_second: float = 10.0) -> None:
+    def __init__(
+        self,
+        connection_id: str,
+        transport: asyncio.Transport,
+        closer: Closer,
+        remote: str = "",
+        messages_per_second: float = 10.0,
+    ) -> None:
         self.id = connection_id
         self.transport = transport
         self.closer = closer
@@ -47,8 +64,11 @@ class Connection:
     def describe(self, node_id: str) -> dict[str, Any]:
         """What the REST API shows of this connection."""
         return {
-            "id": self.id, "user_id": self.user_id, "channels": sorted(self.channels),
-            "connected_at": self.connected_at, "node": node_id,
+            "id": self.id,
+            "user_id": self.user_id,
+            "channels": sorted(self.channels),
+            "connected_at": self.connected_at,
+            "node": node_id,
         }
 
     def __repr__(self) -> str:

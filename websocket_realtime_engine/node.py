@@ -36,17 +36,25 @@ Member = dict[str, Any]
 def policy_from(settings: Settings) -> ChannelPolicy:
     """The channel policy the settings describe."""
     return ChannelPolicy(
-        presence_patterns=settings.presence_patterns, private_patterns=settings.private_patterns,
+        presence_patterns=settings.presence_patterns,
+        private_patterns=settings.private_patterns,
         signin_presence_patterns=settings.signin_presence_patterns,
-        client_message_types=settings.client_message_types, client_message_patterns=settings.client_message_patterns,
+        client_message_types=settings.client_message_types,
+        client_message_patterns=settings.client_message_patterns,
     )
 
 
 class Node:
     """One realtime node."""
 
-    def __init__(self, settings: Settings, broker: Broker, presence: PresenceStore,
-                 recorder: Recorder | None = None, event_handler: EventHandler | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        broker: Broker,
+        presence: PresenceStore,
+        recorder: Recorder | None = None,
+        event_handler: EventHandler | None = None,
+    ) -> None:
         self.settings = settings
         self.policy = policy_from(settings)
         self.broker = broker
@@ -98,8 +106,9 @@ class Node:
         """Register a new client; raises LimitError when the node is full or shutting down."""
         if not self.accepting or len(self.connections) >= self.settings.max_connections:
             raise errors.LimitError("the node is at its connection limit", code=errors.CLOSE_OVER_CAPACITY)
-        connection = Connection(self.new_connection_id(), transport, closer, remote,
-                                self.settings.client_messages_per_second)
+        connection = Connection(
+            self.new_connection_id(), transport, closer, remote, self.settings.client_messages_per_second
+        )
         self.connections[connection.id] = connection
         self.recorder.connection_opened(connection.id, self.settings.node_id, remote)
         self.events.emit("connection_opened", connection_id=connection.id, node_id=self.settings.node_id)
@@ -123,8 +132,9 @@ class Node:
                 if not users:
                     del self.users[connection.user_id]
         self.recorder.connection_closed(connection.id)
-        self.events.emit("connection_closed", connection_id=connection.id, user_id=connection.user_id,
-                         node_id=self.settings.node_id)
+        self.events.emit(
+            "connection_closed", connection_id=connection.id, user_id=connection.user_id, node_id=self.settings.node_id
+        )
 
     async def close_connection(self, connection: Connection, code: int, reason: str) -> None:
         """End a connection from the server side with a close code."""
@@ -162,7 +172,9 @@ class Node:
     def signin(self, connection: Connection, auth_value: str, user_data: str) -> Member:
         """Bind a user to the connection after checking ``auth`` over ``user_data``."""
         settings = self.settings
-        if not auth.verify_auth(settings.app_key, settings.app_secret, auth.user_string(connection.id, user_data), auth_value):
+        if not auth.verify_auth(
+            settings.app_key, settings.app_secret, auth.user_string(connection.id, user_data), auth_value
+        ):
             raise errors.AuthError("invalid signature for user_data")
         member = self._parse_member(user_data, "id", "user_data")
         if connection.user_id is not None and connection.user_id != member["user_id"]:
@@ -184,8 +196,9 @@ class Node:
         if isinstance(user_id, int) and not isinstance(user_id, bool):
             user_id = str(user_id)
         if not isinstance(user_id, str) or not user_id or len(user_id) > self.settings.max_user_id_length:
-            raise errors.ProtocolError(f"{what}.{id_key} must be a non-empty string of at most "
-                                       f"{self.settings.max_user_id_length} characters")
+            raise errors.ProtocolError(
+                f"{what}.{id_key} must be a non-empty string of at most {self.settings.max_user_id_length} characters"
+            )
         info = value.get("user_info")
         if info is not None and not isinstance(info, dict):
             raise errors.ProtocolError(f"{what}.user_info must be an object")
@@ -195,8 +208,9 @@ class Node:
 
     # -- subscriptions -----------------------------------------------------------------------------
 
-    async def subscribe(self, connection: Connection, channel: str, auth_value: str | None = None,
-                        channel_data: str | None = None) -> dict[str, Any]:
+    async def subscribe(
+        self, connection: Connection, channel: str, auth_value: str | None = None, channel_data: str | None = None
+    ) -> dict[str, Any]:
         """Authorise and add a subscription; the ``subscribed`` data (presence: the members).
 
         Subscribing again to a channel is not an error: it answers as the first time did.
@@ -224,16 +238,18 @@ class Node:
             return {}
         return await self.members(channel)
 
-    def _check_channel_auth(self, connection: Connection, channel: str, auth_value: str | None,
-                            channel_data: str | None) -> None:
+    def _check_channel_auth(
+        self, connection: Connection, channel: str, auth_value: str | None, channel_data: str | None
+    ) -> None:
         if not auth_value:
             raise errors.AuthError(f"auth is required for {channel}")
         text = auth.channel_string(connection.id, channel, channel_data)
         if not auth.verify_auth(self.settings.app_key, self.settings.app_secret, text, auth_value):
             raise errors.AuthError(f"invalid signature for {channel}")
 
-    def _presence_member(self, connection: Connection, channel: str, auth_value: str | None,
-                         channel_data: str | None) -> Member:
+    def _presence_member(
+        self, connection: Connection, channel: str, auth_value: str | None, channel_data: str | None
+    ) -> Member:
         """The member a presence subscription joins as: signed channel_data, or the signed-in user."""
         if channel_data is not None or auth_value:
             if channel_data is None:
@@ -248,9 +264,9 @@ class Node:
 
     async def _join_presence(self, connection: Connection, channel: str, member: Member) -> None:
         user_id = member["user_id"]
-        if not await self.presence.is_member(channel, user_id):
-            if len(await self.presence.members(channel)) >= self.settings.max_presence_members:
-                raise errors.LimitError(f"{channel} has {self.settings.max_presence_members} members, the most allowed")
+        limit = self.settings.max_presence_members
+        if not await self.presence.is_member(channel, user_id) and await self.presence.count(channel) >= limit:
+            raise errors.LimitError(f"{channel} has {limit} members, the most allowed")
         first = await self.presence.join(channel, connection.id, user_id, member["user_info"])
         connection.presence[channel] = user_id
         if first:
@@ -280,8 +296,9 @@ class Node:
 
     # -- publishing --------------------------------------------------------------------------------
 
-    async def publish(self, channels: Iterable[str], event: str, data: Any, exclude: str | None = None,
-                      **extra: Any) -> int:
+    async def publish(
+        self, channels: Iterable[str], event: str, data: Any, exclude: str | None = None, **extra: Any
+    ) -> int:
         """Publish one event to channels: one JSON encoding per channel, whoever subscribes."""
         count = 0
         for channel in channels:
@@ -314,13 +331,21 @@ class Node:
 
     def channel_info(self, channel: str) -> dict[str, Any]:
         check_name(channel)
-        return {"name": channel, "type": self.policy.type_of(channel).value,
-                "subscription_count": self.hub.count(channel), "occupied": self.hub.count(channel) > 0}
+        return {
+            "name": channel,
+            "type": self.policy.type_of(channel).value,
+            "subscription_count": self.hub.count(channel),
+            "occupied": self.hub.count(channel) > 0,
+        }
 
     def status(self) -> dict[str, Any]:
         return {
-            "node_id": self.settings.node_id, "connections": len(self.connections),
-            "channels": len(self.hub.channels), "users": len(self.users), "published": self.published,
-            "slow_consumers": self.slow_consumers, "hook_events_dropped": self.events.dropped,
+            "node_id": self.settings.node_id,
+            "connections": len(self.connections),
+            "channels": len(self.hub.channels),
+            "users": len(self.users),
+            "published": self.published,
+            "slow_consumers": self.slow_consumers,
+            "hook_events_dropped": self.events.dropped,
             "recorder": self.recorder.stats(),
         }

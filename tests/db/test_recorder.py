@@ -119,13 +119,17 @@ async def postgres_schema() -> AsyncIterator[str]:
 
 
 async def test_an_unreachable_database_delays_no_delivery_and_the_backlog_is_written_later(
-        postgres_schema: str, engine_factory: EngineFactory) -> None:
+    postgres_schema: str, engine_factory: EngineFactory
+) -> None:
     switch = Switch(5432)
     await switch.start()
     user_host = POSTGRES_URL.split("://", 1)[1].split("@", 1)[0]
     database = POSTGRES_URL.rsplit("/", 1)[1]
-    db = create_async_engine(f"postgresql+asyncpg://{user_host}@127.0.0.1:{switch.port}/{database}", pool_pre_ping=True,
-                             connect_args={"server_settings": {"search_path": postgres_schema}, "timeout": 2})
+    db = create_async_engine(
+        f"postgresql+asyncpg://{user_host}@127.0.0.1:{switch.port}/{database}",
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": postgres_schema}, "timeout": 2},
+    )
     settings = make_settings(db_flush_interval=0.05, db_backlog_limit=30, db_retry_max_delay=0.3)
     engine = await engine_factory(settings, db_engine=db)
     client = await engine.connect()

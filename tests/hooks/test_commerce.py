@@ -17,14 +17,29 @@ from websocket_realtime_engine.hooks.commerce import order_broadcasts, public_or
 from websocket_realtime_engine.protocol import auth
 from websocket_realtime_engine.web.app import NODE_KEY
 
-ORDER = {"id": 1001, "number": "SO-1001", "customer_id": 7, "email": "cy@example.com", "status": "pending",
-         "total": "59.90", "currency": "EUR", "items": [{"product_id": 5, "name": "Mug", "quantity": 2, "price": "29.95"}],
-         "shipping_address": {"name": "Cy", "line1": "1 Road", "city": "Town", "postcode": "12345", "country": "DE"}}
+ORDER = {
+    "id": 1001,
+    "number": "SO-1001",
+    "customer_id": 7,
+    "email": "cy@example.com",
+    "status": "pending",
+    "total": "59.90",
+    "currency": "EUR",
+    "items": [{"product_id": 5, "name": "Mug", "quantity": 2, "price": "29.95"}],
+    "shipping_address": {"name": "Cy", "line1": "1 Road", "city": "Town", "postcode": "12345", "country": "DE"},
+}
 
 
 def test_the_public_summary_has_no_personal_data() -> None:
     summary = public_order({**ORDER, "customer_id": "7", "total": "59.90"})
-    assert summary == {"id": 1001, "number": "SO-1001", "status": "pending", "total": "59.90", "currency": "EUR", "item_count": 2}
+    assert summary == {
+        "id": 1001,
+        "number": "SO-1001",
+        "status": "pending",
+        "total": "59.90",
+        "currency": "EUR",
+        "item_count": 2,
+    }
     assert not {"customer_id", "email", "shipping_address", "items"} & set(summary)
 
 
@@ -32,7 +47,10 @@ def test_order_events_go_to_the_three_channels() -> None:
     order = {**ORDER, "id": "1001", "customer_id": "7"}
     (public, private) = order_broadcasts("order.created", order)
     assert public[0] == ["orders"] and "email" not in orjson.dumps(public[2]).decode()
-    assert private[0] == ["private-admin.orders", "private-customer.7"] and private[2]["order"]["email"] == "cy@example.com"
+    assert (
+        private[0] == ["private-admin.orders", "private-customer.7"]
+        and private[2]["order"]["email"] == "cy@example.com"
+    )
     anonymous = order_broadcasts("order.created", {**order, "customer_id": None})
     assert anonymous[1][0] == ["private-admin.orders"]
 
@@ -57,13 +75,17 @@ async def _subscriber(session: aiohttp.ClientSession, server: TestServer, channe
     frame: dict[str, Any] = {"event": "subscribe", "channel": channel}
     if private:
         settings = server.app[NODE_KEY].settings
-        frame["auth"] = auth.make_auth(settings.app_key, settings.app_secret, auth.channel_string(connection_id, channel))
+        frame["auth"] = auth.make_auth(
+            settings.app_key, settings.app_secret, auth.channel_string(connection_id, channel)
+        )
     await ws.send_str(orjson.dumps(frame).decode())
     assert orjson.loads((await ws.receive(timeout=3)).data)["event"] == "subscribed"
     return ws
 
 
-async def test_a_storefront_sees_its_order_move_from_pending_to_shipped(platform_server: tuple[Platform, TestServer]) -> None:
+async def test_a_storefront_sees_its_order_move_from_pending_to_shipped(
+    platform_server: tuple[Platform, TestServer],
+) -> None:
     platform, server = platform_server
     async with aiohttp.ClientSession() as session:
         storefront = await _subscriber(session, server, "private-customer.7", private=True)
@@ -71,14 +93,28 @@ async def test_a_storefront_sees_its_order_move_from_pending_to_shipped(platform
         dashboard = await _subscriber(session, server, "orders", private=False)
         await await_all(platform.hook.order_created(order=ORDER))
         for status, previous in (("paid", "pending"), ("shipped", "paid")):
-            await await_all(platform.hook.order_status_changed(order={**ORDER, "status": status}, previous_status=previous))
+            await await_all(
+                platform.hook.order_status_changed(order={**ORDER, "status": status}, previous_status=previous)
+            )
         seen = [orjson.loads((await storefront.receive(timeout=3)).data) for _ in range(3)]
         assert [(f["event"], f["data"]["order"]["status"]) for f in seen] == [
-            ("order.created", "pending"), ("order.status_changed", "paid"), ("order.status_changed", "shipped")]
+            ("order.created", "pending"),
+            ("order.status_changed", "paid"),
+            ("order.status_changed", "shipped"),
+        ]
         assert seen[2]["data"]["previous_status"] == "paid" and seen[2]["data"]["order"]["email"] == "cy@example.com"
         public = [orjson.loads((await dashboard.receive(timeout=3)).data) for _ in range(3)]
-        assert public[2]["data"] == {"order": {"id": "1001", "number": "SO-1001", "status": "shipped", "total": "59.90",
-                                               "currency": "EUR", "item_count": 2}, "previous_status": "paid"}
+        assert public[2]["data"] == {
+            "order": {
+                "id": "1001",
+                "number": "SO-1001",
+                "status": "shipped",
+                "total": "59.90",
+                "currency": "EUR",
+                "item_count": 2,
+            },
+            "previous_status": "paid",
+        }
         with pytest.raises(TimeoutError):
             await other_customer.receive(timeout=0.3)
 
@@ -90,7 +126,9 @@ async def test_product_events_reach_product_pages(platform_server: tuple[Platfor
         listing = await _subscriber(session, server, "products", private=False)
         product = {"id": 5, "name": "Mug", "price": "29.95", "stock": 3}
         await await_all(platform.hook.product_stock_changed(product=product, previous_stock=4))
-        await await_all(platform.hook.product_price_changed(product={**product, "price": "24.95"}, previous_price="29.95"))
+        await await_all(
+            platform.hook.product_price_changed(product={**product, "price": "24.95"}, previous_price="29.95")
+        )
         for ws in (page, listing):
             stock = orjson.loads((await ws.receive(timeout=3)).data)
             price = orjson.loads((await ws.receive(timeout=3)).data)

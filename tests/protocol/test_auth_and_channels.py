@@ -45,18 +45,27 @@ def test_channel_data_is_verified_byte_for_byte() -> None:
     assert not auth.verify_auth(KEY, SECRET, auth.channel_string(SOCKET, "presence-a", reserialised), good)
 
 
-@pytest.mark.parametrize(("name", "kind"), [
-    ("orders", ChannelType.PUBLIC), ("private-admin.orders", ChannelType.PRIVATE),
-    ("presence-admin", ChannelType.PRESENCE), ("users:online", ChannelType.PRESENCE),
-    ("product.42", ChannelType.PUBLIC),
-])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("orders", ChannelType.PUBLIC),
+        ("private-admin.orders", ChannelType.PRIVATE),
+        ("presence-admin", ChannelType.PRESENCE),
+        ("users:online", ChannelType.PRESENCE),
+        ("product.42", ChannelType.PUBLIC),
+    ],
+)
 def test_default_channel_types(name: str, kind: ChannelType) -> None:
     assert ChannelPolicy().type_of(name) is kind
 
 
 def test_patterns_configure_types_and_client_publishing() -> None:
-    policy = ChannelPolicy(presence_patterns=("room:*",), private_patterns=("staff.*",),
-                           client_message_types=("presence",), client_message_patterns=("chat.*",))
+    policy = ChannelPolicy(
+        presence_patterns=("room:*",),
+        private_patterns=("staff.*",),
+        client_message_types=("presence",),
+        client_message_patterns=("chat.*",),
+    )
     assert policy.type_of("room:1") is ChannelType.PRESENCE
     assert policy.type_of("staff.x") is ChannelType.PRIVATE
     assert policy.type_of("users:online") is ChannelType.PUBLIC

@@ -15,35 +15,47 @@ def test_the_seed_frames_parse() -> None:
     assert parse('{"event": "presence", "channel": "users:online"}') == native.Presence("users:online")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ('{"event":"subscribe","channel":"private-a","auth":"k:s","id":7}', native.Subscribe("private-a", "k:s", None, 7)),
-    ('{"event":"subscribe","channel":"presence-a","auth":"k:s","channel_data":"{}"}', native.Subscribe("presence-a", "k:s", "{}")),
-    ('{"event":"unsubscribe","channel":"orders","id":"x"}', native.Unsubscribe("orders", "x")),
-    ('{"event":"message","channel":"private-a","data":null,"echo":true}', native.Message("private-a", None, True)),
-    ('{"event":"signin","auth":"k:s","user_data":"{\\"id\\":\\"1\\"}"}', native.Signin("k:s", '{"id":"1"}')),
-    ('{"event":"ping","id":3}', native.Ping(3)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '{"event":"subscribe","channel":"private-a","auth":"k:s","id":7}',
+            native.Subscribe("private-a", "k:s", None, 7),
+        ),
+        (
+            '{"event":"subscribe","channel":"presence-a","auth":"k:s","channel_data":"{}"}',
+            native.Subscribe("presence-a", "k:s", "{}"),
+        ),
+        ('{"event":"unsubscribe","channel":"orders","id":"x"}', native.Unsubscribe("orders", "x")),
+        ('{"event":"message","channel":"private-a","data":null,"echo":true}', native.Message("private-a", None, True)),
+        ('{"event":"signin","auth":"k:s","user_data":"{\\"id\\":\\"1\\"}"}', native.Signin("k:s", '{"id":"1"}')),
+        ('{"event":"ping","id":3}', native.Ping(3)),
+    ],
+)
 def test_every_request_parses(text: str, expected: native.Request) -> None:
     assert parse(text) == expected
 
 
-@pytest.mark.parametrize(("text", "code", "message"), [
-    ("nonsense", 4000, "not valid JSON"),
-    ("[1, 2]", 4000, "JSON object"),
-    ('{"channel": "orders"}', 4000, "event is required"),
-    ('{"event": 5}', 4000, "event is required"),
-    ('{"event": "dance"}', 4001, "unknown event"),
-    ('{"event": "subscribe"}', 4000, "channel is required"),
-    ('{"event": "subscribe", "channel": "bad channel!"}', 4002, "may only contain"),
-    ('{"event": "subscribe", "channel": ""}', 4002, "non-empty"),
-    ('{"event": "subscribe", "channel": "' + "a" * 165 + '"}', 4002, "longer than 164"),
-    ('{"event": "subscribe", "channel": "private-a", "auth": 5}', 4000, "auth must be a string"),
-    ('{"event": "message", "channel": "orders"}', 4000, "data is required"),
-    ('{"event": "message", "channel": "orders", "data": 1, "echo": "yes"}', 4000, "echo must be"),
-    ('{"event": "signin", "auth": "a"}', 4000, "user_data is required"),
-    ('{"event": "ping", "id": true}', 4000, "id must be"),
-    ('{"event": "ping", "id": [1]}', 4000, "id must be"),
-])
+@pytest.mark.parametrize(
+    ("text", "code", "message"),
+    [
+        ("nonsense", 4000, "not valid JSON"),
+        ("[1, 2]", 4000, "JSON object"),
+        ('{"channel": "orders"}', 4000, "event is required"),
+        ('{"event": 5}', 4000, "event is required"),
+        ('{"event": "dance"}', 4001, "unknown event"),
+        ('{"event": "subscribe"}', 4000, "channel is required"),
+        ('{"event": "subscribe", "channel": "bad channel!"}', 4002, "may only contain"),
+        ('{"event": "subscribe", "channel": ""}', 4002, "non-empty"),
+        ('{"event": "subscribe", "channel": "' + "a" * 165 + '"}', 4002, "longer than 164"),
+        ('{"event": "subscribe", "channel": "private-a", "auth": 5}', 4000, "auth must be a string"),
+        ('{"event": "message", "channel": "orders"}', 4000, "data is required"),
+        ('{"event": "message", "channel": "orders", "data": 1, "echo": "yes"}', 4000, "echo must be"),
+        ('{"event": "signin", "auth": "a"}', 4000, "user_data is required"),
+        ('{"event": "ping", "id": true}', 4000, "id must be"),
+        ('{"event": "ping", "id": [1]}', 4000, "id must be"),
+    ],
+)
 def test_bad_frames_get_their_code(text: str, code: int, message: str) -> None:
     with pytest.raises(FrameError) as info:
         parse(text)
@@ -55,8 +67,12 @@ def test_an_error_keeps_the_requests_id_and_channel() -> None:
     with pytest.raises(FrameError) as info:
         parse('{"event": "subscribe", "channel": "private-a", "auth": 5, "id": 9}')
     frame = orjson.loads(native.error_frame(info.value, info.value.request_id, info.value.channel))
-    assert frame == {"event": "error", "channel": "private-a", "id": 9,
-                     "data": {"code": 4000, "message": "auth must be a string"}}
+    assert frame == {
+        "event": "error",
+        "channel": "private-a",
+        "id": 9,
+        "data": {"code": 4000, "message": "auth must be a string"},
+    }
 
 
 def test_the_seed_channel_users_online_is_a_valid_name() -> None:
@@ -66,7 +82,12 @@ def test_the_seed_channel_users_online_is_a_valid_name() -> None:
 def test_encode_leaves_out_absent_fields() -> None:
     assert orjson.loads(native.encode("pong")) == {"event": "pong"}
     assert orjson.loads(native.encode("e", "c", {"a": 1}, 5, offset=3)) == {
-        "event": "e", "channel": "c", "id": 5, "data": {"a": 1}, "offset": 3}
+        "event": "e",
+        "channel": "c",
+        "id": 5,
+        "data": {"a": 1},
+        "offset": 3,
+    }
 
 
 @pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 70000])

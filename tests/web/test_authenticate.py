@@ -29,8 +29,9 @@ async def session_engine(engine_factory: EngineFactory, rate: float = 50.0) -> E
 
 async def test_backend_with_api_key_signs_a_private_channel_the_client_can_use(engine: Engine) -> None:
     client = await engine.connect()
-    status, body = await engine.api("POST", "/api/v1/authenticate",
-                                    json={"connection_id": client.connection_id, "channel": "private-admin.orders"})
+    status, body = await engine.api(
+        "POST", "/api/v1/authenticate", json={"connection_id": client.connection_id, "channel": "private-admin.orders"}
+    )
     assert status == 200 and set(body) == {"auth"}
     reply = await client.subscribe("private-admin.orders", auth=body["auth"])
     assert reply["event"] == "subscribed"
@@ -38,8 +39,9 @@ async def test_backend_with_api_key_signs_a_private_channel_the_client_can_use(e
 
 async def test_pusher_form_body_is_accepted(engine: Engine) -> None:
     client = await engine.connect()
-    status, body = await engine.api("POST", "/api/v1/authenticate",
-                                    data={"socket_id": client.connection_id, "channel_name": "private-x"})
+    status, body = await engine.api(
+        "POST", "/api/v1/authenticate", data={"socket_id": client.connection_id, "channel_name": "private-x"}
+    )
     assert status == 200
     assert (await client.subscribe("private-x", auth=body["auth"]))["event"] == "subscribed"
 
@@ -47,13 +49,17 @@ async def test_pusher_form_body_is_accepted(engine: Engine) -> None:
 async def test_presence_with_api_key_signs_the_given_channel_data(engine: Engine) -> None:
     client = await engine.connect()
     data = '{"user_id":"9","user_info":{"name":"Nine"}}'
-    status, body = await engine.api("POST", "/api/v1/authenticate",
-                                    json={"connection_id": client.connection_id, "channel": "presence-admin", "channel_data": data})
+    status, body = await engine.api(
+        "POST",
+        "/api/v1/authenticate",
+        json={"connection_id": client.connection_id, "channel": "presence-admin", "channel_data": data},
+    )
     assert status == 200 and body["channel_data"] == data
     reply = await client.subscribe("presence-admin", auth=body["auth"], channel_data=body["channel_data"])
     assert reply["data"]["members"] == [{"user_id": "9", "user_info": {"name": "Nine"}}]
-    status, body = await engine.api("POST", "/api/v1/authenticate",
-                                    json={"connection_id": client.connection_id, "channel": "presence-admin"})
+    status, body = await engine.api(
+        "POST", "/api/v1/authenticate", json={"connection_id": client.connection_id, "channel": "presence-admin"}
+    )
     assert status == 400 and "channel_data" in body["error"]["message"]
 
 
@@ -61,15 +67,27 @@ async def test_a_customer_session_may_join_only_its_own_channel(engine_factory: 
     engine = await session_engine(engine_factory)
     client = await engine.connect()
     cookie = {"Cookie": "session=cust-7"}
-    status, body = await engine.api("POST", "/api/v1/authenticate", headers=cookie,
-                                    json={"connection_id": client.connection_id, "channel": "private-customer.7"})
+    status, body = await engine.api(
+        "POST",
+        "/api/v1/authenticate",
+        headers=cookie,
+        json={"connection_id": client.connection_id, "channel": "private-customer.7"},
+    )
     assert status == 200
     assert (await client.subscribe("private-customer.7", auth=body["auth"]))["event"] == "subscribed"
-    status, body = await engine.api("POST", "/api/v1/authenticate", headers=cookie,
-                                    json={"connection_id": client.connection_id, "channel": "private-customer.8"})
+    status, body = await engine.api(
+        "POST",
+        "/api/v1/authenticate",
+        headers=cookie,
+        json={"connection_id": client.connection_id, "channel": "private-customer.8"},
+    )
     assert status == 403 and body["error"]["code"] == "forbidden"
-    status, body = await engine.api("POST", "/api/v1/authenticate", headers={},
-                                    json={"connection_id": client.connection_id, "channel": "private-customer.7"})
+    status, body = await engine.api(
+        "POST",
+        "/api/v1/authenticate",
+        headers={},
+        json={"connection_id": client.connection_id, "channel": "private-customer.7"},
+    )
     assert status == 401
 
 
@@ -77,12 +95,20 @@ async def test_a_session_presence_member_is_the_session_user(engine_factory: Eng
     engine = await session_engine(engine_factory)
     client = await engine.connect()
     admin = {"Cookie": "session=admin"}
-    status, body = await engine.api("POST", "/api/v1/authenticate", headers=admin,
-                                    json={"connection_id": client.connection_id, "channel": "presence-admin"})
+    status, body = await engine.api(
+        "POST",
+        "/api/v1/authenticate",
+        headers=admin,
+        json={"connection_id": client.connection_id, "channel": "presence-admin"},
+    )
     assert status == 200 and orjson.loads(body["channel_data"]) == {"user_id": "1", "user_info": {}}
     claimed = '{"user_id":"2"}'
-    status, body = await engine.api("POST", "/api/v1/authenticate", headers=admin,
-                                    json={"connection_id": client.connection_id, "channel": "presence-admin", "channel_data": claimed})
+    status, body = await engine.api(
+        "POST",
+        "/api/v1/authenticate",
+        headers=admin,
+        json={"connection_id": client.connection_id, "channel": "presence-admin", "channel_data": claimed},
+    )
     assert status == 403
 
 
@@ -91,8 +117,12 @@ async def test_session_requests_are_rate_limited_per_client(engine_factory: Engi
     client = await engine.connect()
     statuses = []
     for _ in range(8):
-        status, _ = await engine.api("POST", "/api/v1/authenticate", headers={"Cookie": "session=cust-7"},
-                                     json={"connection_id": client.connection_id, "channel": "private-customer.7"})
+        status, _ = await engine.api(
+            "POST",
+            "/api/v1/authenticate",
+            headers={"Cookie": "session=cust-7"},
+            json={"connection_id": client.connection_id, "channel": "private-customer.7"},
+        )
         statuses.append(status)
     assert statuses[0] == 200 and 429 in statuses
 
@@ -114,19 +144,29 @@ async def test_bad_authenticate_requests(engine: Engine) -> None:
 async def test_user_authentication_then_signin(engine_factory: EngineFactory) -> None:
     engine = await session_engine(engine_factory)
     client = await engine.connect()
-    status, body = await engine.api("POST", "/api/v1/authenticate/user", headers={"Cookie": "session=cust-7"},
-                                    json={"connection_id": client.connection_id})
+    status, body = await engine.api(
+        "POST",
+        "/api/v1/authenticate/user",
+        headers={"Cookie": "session=cust-7"},
+        json={"connection_id": client.connection_id},
+    )
     assert status == 200 and orjson.loads(body["user_data"]) == {"id": "7", "user_info": {"name": "Cy"}}
     reply = await client.request({"event": "signin", "auth": body["auth"], "user_data": body["user_data"]})
     assert reply["event"] == "signed_in" and reply["data"]["user_id"] == "7"
-    status, body = await engine.api("POST", "/api/v1/authenticate/user",
-                                    json={"connection_id": client.connection_id, "user_data": {"name": "no id"}})
+    status, body = await engine.api(
+        "POST",
+        "/api/v1/authenticate/user",
+        json={"connection_id": client.connection_id, "user_data": {"name": "no id"}},
+    )
     assert status == 400
 
 
 async def test_a_named_user_must_be_an_object_with_an_id(engine: Engine) -> None:
     client = await engine.connect()
     for user in ("abc", {"role": "customer"}, {"id": 5}):
-        status, body = await engine.api("POST", "/api/v1/authenticate",
-                                        json={"connection_id": client.connection_id, "channel": "private-a", "user": user})
+        status, body = await engine.api(
+            "POST",
+            "/api/v1/authenticate",
+            json={"connection_id": client.connection_id, "channel": "private-a", "user": user},
+        )
         assert status == 400 and body["error"]["code"] == "invalid_request", (user, body)

@@ -42,8 +42,15 @@ async def test_engine_events_reach_the_handler_in_order(engine_factory: EngineFa
     await client.ws.close()
     await recorder.wait_for(7)
     names = [name for name, _ in recorder.events]
-    assert names == ["connection_opened", "member_added", "channel_occupied", "client_message",
-                     "channel_vacated", "member_removed", "connection_closed"]
+    assert names == [
+        "connection_opened",
+        "member_added",
+        "channel_occupied",
+        "client_message",
+        "channel_vacated",
+        "member_removed",
+        "connection_closed",
+    ]
     assert recorder.events[1][1] == {"channel": "presence-room", "user_id": "ada", "user_info": None}
     assert recorder.events[3][1]["data"] == {"t": 1} and recorder.events[3][1]["user_id"] == "ada"
     assert all(name.startswith("realtime-hooks") for name in recorder.thread_names)

@@ -30,8 +30,10 @@ async def test_a_slow_consumer_is_closed_and_the_others_get_everything(engine_fa
     host, port = engine.server.host, engine.server.port
     # A raw client that completes the handshake, subscribes, then never reads again.
     reader, writer = await asyncio.open_connection(host, port)
-    writer.write(f"GET /socket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    writer.write(
+        f"GET /socket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
     payload = b'{"event":"subscribe","channel":"flood"}'
     writer.write(bytes((0x81, 0x80 | len(payload))) + b"\0\0\0\0" + payload)  # masked with a zero key
     await writer.drain()

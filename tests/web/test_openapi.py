@@ -87,8 +87,23 @@ def _bounds_errors(schema: Schema, value: Any, where: str) -> list[str]:
 def schema_errors(spec: dict[str, Any], schema: Schema, value: Any, where: str = "$") -> list[str]:
     """Why ``value`` does not validate against ``schema`` (an empty list when it does)."""
     schema = resolve(spec, schema)
-    known = {"type", "properties", "required", "additionalProperties", "propertyNames", "items", "enum",
-             "oneOf", "minLength", "maxLength", "pattern", "minItems", "maxItems", "minimum", "maximum"}
+    known = {
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "propertyNames",
+        "items",
+        "enum",
+        "oneOf",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minItems",
+        "maxItems",
+        "minimum",
+        "maximum",
+    }
     unknown = set(schema) - known - ANNOTATIONS
     assert not unknown, f"{where}: the checker does not know {sorted(unknown)}"
     kinds = schema.get("type")
@@ -233,8 +248,9 @@ def template_of(spec: dict[str, Any], path: str) -> str:
     raise AssertionError(f"{path} is not documented")
 
 
-async def call_and_check(engine: Engine, spec: dict[str, Any], method: str, path: str, expected_status: int,
-                         **kwargs: Any) -> Any:
+async def call_and_check(
+    engine: Engine, spec: dict[str, Any], method: str, path: str, expected_status: int, **kwargs: Any
+) -> Any:
     """Call the real server; assert the status and that the JSON body matches the documented schema."""
     status, body = await engine.api(method, path, **kwargs)
     assert status == expected_status, body
@@ -261,15 +277,30 @@ async def test_a_missing_or_wrong_api_key_is_a_documented_401(engine: Engine, sp
     for headers in ({}, {"Authorization": "Bearer not-the-key"}):
         error = await call_and_check(engine, spec, "GET", "/api/v1/status", 401, headers=headers)
         assert error["error"]["code"] == "unauthorized"
-        await call_and_check(engine, spec, "POST", "/api/v1/broadcast", 401, headers=headers,
-                             json={"channel": "orders", "event": "e", "data": 1})
-    error = await call_and_check(engine, spec, "POST", "/api/v1/authenticate", 401, headers={},
-                                 json={"connection_id": "1.2", "channel": "private-x"})
+        await call_and_check(
+            engine,
+            spec,
+            "POST",
+            "/api/v1/broadcast",
+            401,
+            headers=headers,
+            json={"channel": "orders", "event": "e", "data": 1},
+        )
+    error = await call_and_check(
+        engine,
+        spec,
+        "POST",
+        "/api/v1/authenticate",
+        401,
+        headers={},
+        json={"connection_id": "1.2", "channel": "private-x"},
+    )
     assert error["error"]["code"] == "unauthorized"
 
 
-async def test_members_of_a_channel_that_is_not_presence_is_a_documented_400(engine: Engine,
-                                                                             spec: dict[str, Any]) -> None:
+async def test_members_of_a_channel_that_is_not_presence_is_a_documented_400(
+    engine: Engine, spec: dict[str, Any]
+) -> None:
     error = await call_and_check(engine, spec, "GET", "/api/v1/channels/orders/members", 400)
     assert error["error"]["code"] == "not_presence"
 
@@ -290,13 +321,20 @@ async def test_the_other_routes_answer_as_documented(engine: Engine, spec: dict[
         ("GET", "/api/v1/connections?channel=orders&limit=5", 200, {}),
         ("GET", "/api/v1/connections?limit=0", 400, {}),
         ("GET", "/api/v1/status", 200, {}),
-        ("POST", "/api/v1/authenticate", 200,
-         {"json": {"connection_id": cid, "channel": "presence-room", "channel_data": member}}),
-        ("POST", "/api/v1/authenticate", 200,
-         {"data": {"socket_id": cid, "channel_name": "private-admin.orders"}}),  # Pusher's form
+        (
+            "POST",
+            "/api/v1/authenticate",
+            200,
+            {"json": {"connection_id": cid, "channel": "presence-room", "channel_data": member}},
+        ),
+        (
+            "POST",
+            "/api/v1/authenticate",
+            200,
+            {"data": {"socket_id": cid, "channel_name": "private-admin.orders"}},
+        ),  # Pusher's form
         ("POST", "/api/v1/authenticate", 400, {"json": {"connection_id": cid, "channel": "orders"}}),
-        ("POST", "/api/v1/authenticate/user", 200,
-         {"json": {"connection_id": cid, "user_data": {"id": "42"}}}),
+        ("POST", "/api/v1/authenticate/user", 200, {"json": {"connection_id": cid, "user_data": {"id": "42"}}}),
         ("POST", "/api/v1/authenticate/user", 400, {"json": {"connection_id": cid}}),
         ("POST", "/api/v1/users/nobody/disconnect", 200, {}),
         ("POST", "/api/v1/connections/1.2/disconnect", 404, {}),

@@ -19,8 +19,12 @@ async def join(client: Client, channel: str, user_id: str, **info: str) -> dict:
 
 async def signin(client: Client, user_id: str) -> None:
     user_data = orjson.dumps({"id": user_id, "user_info": {"name": user_id.title()}}).decode()
-    signature = auth.make_auth(CREDENTIALS["app_key"], CREDENTIALS["app_secret"], auth.user_string(client.connection_id, user_data))
-    assert (await client.request({"event": "signin", "auth": signature, "user_data": user_data}))["event"] == "signed_in"
+    signature = auth.make_auth(
+        CREDENTIALS["app_key"], CREDENTIALS["app_secret"], auth.user_string(client.connection_id, user_data)
+    )
+    assert (await client.request({"event": "signin", "auth": signature, "user_data": user_data}))[
+        "event"
+    ] == "signed_in"
 
 
 async def test_members_join_and_leave_with_pushes_to_the_others(engine: Engine) -> None:
@@ -29,8 +33,11 @@ async def test_members_join_and_leave_with_pushes_to_the_others(engine: Engine) 
     assert joined["data"] == {"members": [{"user_id": "ada", "user_info": {"name": "Ada"}}], "count": 1}
     joined = await join(bob, "presence-admin", "bob", name="Bob")
     assert joined["data"]["count"] == 2
-    assert await ada.recv() == {"event": "member_added", "channel": "presence-admin",
-                                "data": {"user_id": "bob", "user_info": {"name": "Bob"}}}
+    assert await ada.recv() == {
+        "event": "member_added",
+        "channel": "presence-admin",
+        "data": {"user_id": "bob", "user_info": {"name": "Bob"}},
+    }
     await bob.nothing()  # no member_added about oneself
     await bob.request({"event": "unsubscribe", "channel": "presence-admin"})
     assert await ada.recv() == {"event": "member_removed", "channel": "presence-admin", "data": {"user_id": "bob"}}
@@ -72,8 +79,11 @@ async def test_the_seed_presence_frame_works_for_a_signed_in_user(engine: Engine
     await signin(ada, "ada")
     await signin(bob, "bob")
     reply = await ada.request({"event": "presence", "channel": "users:online"})
-    assert reply == {"event": "presence", "channel": "users:online",
-                     "data": {"members": [{"user_id": "ada", "user_info": {"name": "Ada"}}], "count": 1}}
+    assert reply == {
+        "event": "presence",
+        "channel": "users:online",
+        "data": {"members": [{"user_id": "ada", "user_info": {"name": "Ada"}}], "count": 1},
+    }
     reply = await bob.request({"event": "presence", "channel": "users:online"})
     assert reply["data"]["count"] == 2
     assert (await ada.recv())["data"] == {"user_id": "bob", "user_info": {"name": "Bob"}}
@@ -118,4 +128,10 @@ async def test_presence_member_count_in_channel_info(engine: Engine) -> None:
     await join(b, "presence-admin", "ada")
     status, info = await engine.api("GET", "/api/v1/channels/presence-admin")
     assert status == 200
-    assert info == {"name": "presence-admin", "type": "presence", "subscription_count": 2, "occupied": True, "user_count": 1}
+    assert info == {
+        "name": "presence-admin",
+        "type": "presence",
+        "subscription_count": 2,
+        "occupied": True,
+        "user_count": 1,
+    }

@@ -14,8 +14,9 @@ async def test_broadcast_reaches_subscribers_of_every_channel(engine: Engine) ->
     a, b = await engine.connect(), await engine.connect()
     await a.subscribe("orders")
     await b.subscribe("products")
-    status, body = await engine.api("POST", "/api/v1/broadcast",
-                                    json={"channels": ["orders", "products"], "event": "sale", "data": {"pct": 10}})
+    status, body = await engine.api(
+        "POST", "/api/v1/broadcast", json={"channels": ["orders", "products"], "event": "sale", "data": {"pct": 10}}
+    )
     assert status == 200 and body == {"published": {"channels": ["orders", "products"], "event": "sale"}}
     assert await a.recv() == {"event": "sale", "channel": "orders", "data": {"pct": 10}}
     assert await b.recv() == {"event": "sale", "channel": "products", "data": {"pct": 10}}
@@ -25,8 +26,9 @@ async def test_broadcast_exclude_leaves_one_connection_out(engine: Engine) -> No
     a, b = await engine.connect(), await engine.connect()
     await a.subscribe("orders")
     await b.subscribe("orders")
-    status, _ = await engine.api("POST", "/api/v1/broadcast",
-                                 json={"channel": "orders", "event": "e", "data": 1, "exclude": a.connection_id})
+    status, _ = await engine.api(
+        "POST", "/api/v1/broadcast", json={"channel": "orders", "event": "e", "data": 1, "exclude": a.connection_id}
+    )
     assert status == 200
     assert (await b.recv())["data"] == 1
     await a.nothing()
@@ -37,16 +39,19 @@ async def test_broadcast_to_an_empty_channel_is_a_success(engine: Engine) -> Non
     assert status == 200 and body["published"]["channels"] == ["nobody"]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"event": "e", "data": 1}, "channel"),
-    ({"channel": "a", "channels": ["b"], "event": "e", "data": 1}, "channel"),
-    ({"channel": "bad name", "event": "e", "data": 1}, "channel"),
-    ({"channel": "a", "data": 1}, "event"),
-    ({"channel": "a", "event": "e"}, "data"),
-    ({"channel": "a", "event": "e", "data": 1, "exclude": "nope"}, "exclude"),
-    ({"channel": "a", "event": "x" * 201, "data": 1}, "event"),
-    ([1, 2], "JSON object"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"event": "e", "data": 1}, "channel"),
+        ({"channel": "a", "channels": ["b"], "event": "e", "data": 1}, "channel"),
+        ({"channel": "bad name", "event": "e", "data": 1}, "channel"),
+        ({"channel": "a", "data": 1}, "event"),
+        ({"channel": "a", "event": "e"}, "data"),
+        ({"channel": "a", "event": "e", "data": 1, "exclude": "nope"}, "exclude"),
+        ({"channel": "a", "event": "x" * 201, "data": 1}, "event"),
+        ([1, 2], "JSON object"),
+    ],
+)
 async def test_bad_broadcasts_are_400_with_a_message(engine: Engine, body: object, message: str) -> None:
     status, answer = await engine.api("POST", "/api/v1/broadcast", json=body)
     assert status == 400
@@ -57,8 +62,9 @@ async def test_invalid_json_and_too_large_bodies(engine_factory: EngineFactory) 
     engine = await engine_factory(make_settings(rest_max_body_bytes=1000))
     status, answer = await engine.api("POST", "/api/v1/broadcast", data=b"{nope")
     assert status == 400 and answer["error"]["code"] == "invalid_json"
-    status, answer = await engine.api("POST", "/api/v1/broadcast",
-                                      json={"channel": "a", "event": "e", "data": "x" * 2000})
+    status, answer = await engine.api(
+        "POST", "/api/v1/broadcast", json={"channel": "a", "event": "e", "data": "x" * 2000}
+    )
     assert status == 413 and answer["error"]["code"] == "payload_too_large"
 
 
@@ -79,8 +85,12 @@ async def test_channels_list_filters_and_counts(engine: Engine) -> None:
         await client.subscribe("product.1")
     await a.subscribe("orders")
     status, body = await engine.api("GET", "/api/v1/channels")
-    assert status == 200 and body == {"channels": {"orders": {"type": "public", "subscription_count": 1},
-                                                   "product.1": {"type": "public", "subscription_count": 2}}}
+    assert status == 200 and body == {
+        "channels": {
+            "orders": {"type": "public", "subscription_count": 1},
+            "product.1": {"type": "public", "subscription_count": 2},
+        }
+    }
     status, body = await engine.api("GET", "/api/v1/channels?prefix=product.")
     assert list(body["channels"]) == ["product.1"]
     status, body = await engine.api("GET", "/api/v1/channels?type=presence")
@@ -141,14 +151,18 @@ async def test_status_counts(engine: Engine) -> None:
     await engine.api("POST", "/api/v1/broadcast", json={"channel": "orders", "event": "e", "data": 1})
     status, body = await engine.api("GET", "/api/v1/status")
     assert status == 200
-    assert body["connections"] == 1 and body["channels"] == 1 and body["published"] == 1 and body["node_id"] == "test-node"
+    assert (
+        body["connections"] == 1 and body["channels"] == 1 and body["published"] == 1 and body["node_id"] == "test-node"
+    )
 
 
 async def test_a_large_body_within_the_limit_is_read_whole(engine: Engine) -> None:
     client = await engine.connect()
     await client.subscribe("orders")
     big = "y" * 600_000
-    status, body = await engine.api("POST", "/api/v1/broadcast", json={"channel": "orders", "event": "big", "data": big})
+    status, body = await engine.api(
+        "POST", "/api/v1/broadcast", json={"channel": "orders", "event": "big", "data": big}
+    )
     assert status == 200, body
     assert (await client.recv())["data"] == big
 

@@ -66,7 +66,10 @@ async def test_client_messages_reach_the_others_not_the_sender_unless_it_asks(en
     for client in (sender, other):
         await client.subscribe("private-chat", auth=client.auth("private-chat"))
     assert await sender.request({"event": "message", "channel": "private-chat", "data": {"t": "hi"}, "id": 5}) == {
-        "event": "ack", "channel": "private-chat", "id": 5}
+        "event": "ack",
+        "channel": "private-chat",
+        "id": 5,
+    }
     assert await other.recv() == {"event": "message", "channel": "private-chat", "data": {"t": "hi"}}
     await sender.nothing()
     await sender.send({"event": "message", "channel": "private-chat", "data": 2, "echo": True})
@@ -89,15 +92,23 @@ async def test_client_messages_are_rate_limited(engine_factory: EngineFactory) -
     await client.subscribe("private-chat", auth=client.auth("private-chat"))
     codes = []
     for number in range(6):
-        reply = await client.request({"event": "message", "channel": "private-chat", "data": number, "id": number, "echo": False})
+        reply = await client.request(
+            {"event": "message", "channel": "private-chat", "data": number, "id": number, "echo": False}
+        )
         codes.append(reply["event"] if reply["event"] == "ack" else reply["data"]["code"])
     assert codes[:3] == ["ack", "ack", "ack"] and 4029 in codes[3:]
 
 
-@pytest.mark.parametrize(("frame", "code"), [
-    ("not json", 4000), ('{"event":"subscribe"}', 4000), ('{"event":"teleport"}', 4001),
-    ('{"event":"subscribe","channel":"no spaces"}', 4002), ('{"event":"subscribe","channel":"' + "x" * 200 + '"}', 4002),
-])
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", 4000),
+        ('{"event":"subscribe"}', 4000),
+        ('{"event":"teleport"}', 4001),
+        ('{"event":"subscribe","channel":"no spaces"}', 4002),
+        ('{"event":"subscribe","channel":"' + "x" * 200 + '"}', 4002),
+    ],
+)
 async def test_bad_frames_get_an_error_and_everything_keeps_working(engine: Engine, frame: str, code: int) -> None:
     bad, good = await engine.connect(), await engine.connect()
     await good.subscribe("orders")
@@ -152,11 +163,15 @@ async def test_signin_binds_the_user_and_refuses_bad_signatures(engine: Engine) 
     user_data = '{"id":"u1","user_info":{"name":"Ada"}}'
     bad = await client.request({"event": "signin", "auth": "test-key:00", "user_data": user_data, "id": 1})
     assert bad["data"]["code"] == 4009 and bad["id"] == 1
-    good = auth.make_auth(CREDENTIALS["app_key"], CREDENTIALS["app_secret"], auth.user_string(client.connection_id, user_data))
+    good = auth.make_auth(
+        CREDENTIALS["app_key"], CREDENTIALS["app_secret"], auth.user_string(client.connection_id, user_data)
+    )
     reply = await client.request({"event": "signin", "auth": good, "user_data": user_data, "id": 2})
     assert reply == {"event": "signed_in", "id": 2, "data": {"user_id": "u1", "user_info": {"name": "Ada"}}}
     other = '{"id":"u2"}'
-    other_auth = auth.make_auth(CREDENTIALS["app_key"], CREDENTIALS["app_secret"], auth.user_string(client.connection_id, other))
+    other_auth = auth.make_auth(
+        CREDENTIALS["app_key"], CREDENTIALS["app_secret"], auth.user_string(client.connection_id, other)
+    )
     assert (await client.request({"event": "signin", "auth": other_auth, "user_data": other}))["data"]["code"] == 4009
 
 
@@ -167,9 +182,12 @@ async def test_unresponsive_connections_are_closed_by_the_heartbeat(engine_facto
     lively = await websockets.connect(f"ws://{host}:{port}/socket")
     await lively.recv()
     reader, writer = await asyncio.open_connection(host, port)
-    writer.write(f"GET /socket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    writer.write(
+        f"GET /socket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
     assert b"101" in await reader.readline()
+
     # never answer: read until the server gives up on us
     async def read_to_end() -> None:
         while await reader.read(4096):

@@ -8,9 +8,8 @@ reading the database agrees with the running engine.
 from __future__ import annotations
 
 import secrets
-from dataclasses import replace
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from websocket_realtime_engine.config import Settings
@@ -20,8 +19,10 @@ from websocket_realtime_engine.db.models import App
 def generate() -> dict[str, str]:
     """Fresh credentials: a 6-digit app id, a 20-hex key, a 40-hex secret, a 48-hex API key."""
     return {
-        "app_id": str(secrets.randbelow(900_000) + 100_000), "app_key": secrets.token_hex(10),
-        "app_secret": secrets.token_hex(20), "api_key": secrets.token_hex(24),
+        "app_id": str(secrets.randbelow(900_000) + 100_000),
+        "app_key": secrets.token_hex(10),
+        "app_secret": secrets.token_hex(20),
+        "api_key": secrets.token_hex(24),
     }
 
 
@@ -37,11 +38,16 @@ async def stored_credentials(engine: AsyncEngine) -> dict[str, str] | None:
 async def store_credentials(engine: AsyncEngine, credentials: dict[str, str]) -> None:
     """Make ``credentials`` the default app (replacing the stored one)."""
     async with engine.begin() as conn:
-        await conn.execute(App.__table__.delete())
-        await conn.execute(App.__table__.insert().values(
-            id=credentials["app_id"], key=credentials["app_key"], secret=credentials["app_secret"],
-            api_key=credentials["api_key"], enabled=True,
-        ))
+        await conn.execute(delete(App))
+        await conn.execute(
+            insert(App).values(
+                id=credentials["app_id"],
+                key=credentials["app_key"],
+                secret=credentials["app_secret"],
+                api_key=credentials["api_key"],
+                enabled=True,
+            )
+        )
 
 
 async def ensure_default_app(engine: AsyncEngine, settings: Settings) -> tuple[dict[str, str], bool]:
@@ -58,4 +64,4 @@ async def ensure_default_app(engine: AsyncEngine, settings: Settings) -> tuple[d
 async def resolve_credentials(engine: AsyncEngine, settings: Settings) -> Settings:
     """Settings completed with the stored credentials, after storing any the environment gives."""
     credentials, _ = await ensure_default_app(engine, settings)
-    return replace(settings, **credentials)
+    return settings.with_credentials(**credentials)  # the environment's values are already in them

@@ -9,13 +9,14 @@ and retried with back-off, and records beyond ``db_backlog_limit`` are dropped a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from websocket_realtime_engine.db import models
@@ -61,9 +62,16 @@ class NullRecorder:
 class DatabaseRecorder:
     """Batches records into the platform database behind the engine's back."""
 
-    def __init__(self, engine: AsyncEngine, node_id: str, batch_size: int = 500, interval: float = 0.5,
-                 backlog_limit: int = 100_000, channel_type: Callable[[str], str] = lambda name: "public",
-                 retry_max_delay: float = 5.0) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        node_id: str,
+        batch_size: int = 500,
+        interval: float = 0.5,
+        backlog_limit: int = 100_000,
+        channel_type: Callable[[str], str] = lambda name: "public",
+        retry_max_delay: float = 5.0,
+    ) -> None:
         self.retry_max_delay = retry_max_delay
         self.engine = engine
         self.channel_type = channel_type
@@ -98,7 +106,12 @@ class DatabaseRecorder:
         self._add("message", channel, event[:200], payload)
 
     def stats(self) -> dict[str, int]:
-        return {"backlog": len(self.backlog), "written": self.written, "dropped": self.dropped, "failures": self.failures}
+        return {
+            "backlog": len(self.backlog),
+            "written": self.written,
+            "dropped": self.dropped,
+            "failures": self.failures,
+        }
 
     # -- node lifecycle ----------------------------------------------------------------------------
 
@@ -106,7 +119,7 @@ class DatabaseRecorder:
         """Record the node (best effort: the engine starts even if the database is down)."""
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(models.ServerNode.__table__.delete().where(models.ServerNode.id == node_id))
+                await conn.execute(delete(models.ServerNode).where(models.ServerNode.id == node_id))
                 await conn.execute(insert(models.ServerNode).values(id=node_id, host=host, port=port))
         except Exception as exc:  # noqa: BLE001 - any database error: keep serving
             self.failures += 1
@@ -123,8 +136,11 @@ class DatabaseRecorder:
                 while self.backlog:
                     await self._write_batch()
                 async with self.engine.begin() as conn:
-                    await conn.execute(update(models.ServerNode).where(models.ServerNode.id == node_id)
-                                       .values(stopped_at=datetime.now(UTC)))
+                    await conn.execute(
+                        update(models.ServerNode)
+                        .where(models.ServerNode.id == node_id)
+                        .values(stopped_at=datetime.now(UTC))
+                    )
         except Exception as exc:  # noqa: BLE001
             log.warning("records left unwritten at shutdown: %d (%s)", len(self.backlog), type(exc).__name__)
 
@@ -133,10 +149,8 @@ class DatabaseRecorder:
     async def _run(self) -> None:
         delay = self.interval
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-            except TimeoutError:
-                pass
             self._wakeup.clear()
             try:
                 while self.backlog:
@@ -146,13 +160,20 @@ class DatabaseRecorder:
             except Exception as exc:  # noqa: BLE001 - the database is unreachable or refused: retry
                 self.failures += 1
                 delay = min(max(delay * 2, 0.1), self.retry_max_delay)
-                log.warning("database write failed, retrying in %.1fs (backlog %d): %s",
-                            delay, len(self.backlog), type(exc).__name__)
+                log.warning(
+                    "database write failed, retrying in %.1fs (backlog %d): %s",
+                    delay,
+                    len(self.backlog),
+                    type(exc).__name__,
+                )
 
     async def _heartbeat(self) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(update(models.ServerNode).where(models.ServerNode.id == self.node_id)
-                               .values(last_seen_at=datetime.now(UTC)))
+            await conn.execute(
+                update(models.ServerNode)
+                .where(models.ServerNode.id == self.node_id)
+                .values(last_seen_at=datetime.now(UTC))
+            )
 
     async def _write_batch(self) -> None:
         batch = [self.backlog[i] for i in range(min(self.batch_size, len(self.backlog)))]
@@ -163,25 +184,41 @@ class DatabaseRecorder:
         self.written += len(batch)
 
     async def _write(self, conn: AsyncConnection, batch: list[Record]) -> None:
-        opened = [{"id": v[0], "node_id": v[1], "remote": v[2], "opened_at": at} for kind, at, v in batch if kind == "open"]
+        opened = [
+            {"id": v[0], "node_id": v[1], "remote": v[2], "opened_at": at} for kind, at, v in batch if kind == "open"
+        ]
         if opened:
             await conn.execute(insert(models.Connection), opened)
         for kind, at, values in batch:
             if kind == "close":
-                await conn.execute(update(models.Connection).where(models.Connection.id == values[0]).values(closed_at=at))
-        messages = [{"channel": v[0], "event": v[1], "payload": v[2], "node_id": self.node_id, "created_at": at}
-                    for kind, at, v in batch if kind == "message"]
+                await conn.execute(
+                    update(models.Connection).where(models.Connection.id == values[0]).values(closed_at=at)
+                )
+        messages = [
+            {"channel": v[0], "event": v[1], "payload": v[2], "node_id": self.node_id, "created_at": at}
+            for kind, at, v in batch
+            if kind == "message"
+        ]
         if messages:
             await conn.execute(insert(models.Message), messages)
             await self._touch_channels(conn, {m["channel"]: m["created_at"] for m in messages})
 
     async def _touch_channels(self, conn: AsyncConnection, last: dict[str, datetime]) -> None:
-        known = set((await conn.execute(select(models.Channel.name).where(models.Channel.name.in_(list(last))))).scalars())
-        new = [{"name": name, "type": self.channel_type(name), "last_message_at": at}
-               for name, at in last.items() if name not in known]
+        known = set(
+            (await conn.execute(select(models.Channel.name).where(models.Channel.name.in_(list(last))))).scalars()
+        )
+        new = [
+            {"name": name, "type": self.channel_type(name), "last_message_at": at}
+            for name, at in last.items()
+            if name not in known
+        ]
         if new:
             await conn.execute(insert(models.Channel), new)
         seen = [{"channel_name": name, "at": at} for name, at in last.items() if name in known]
         if seen:
-            await conn.execute(update(models.Channel).where(models.Channel.name == bindparam("channel_name"))
-                               .values(last_message_at=bindparam("at")), seen)
+            await conn.execute(
+                update(models.Channel)
+                .where(models.Channel.name == bindparam("channel_name"))
+                .values(last_message_at=bindparam("at")),
+                seen,
+            )

@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from websocket_realtime_engine.db.models import TABLE_PREFIX, Base
 
 config = context.config
-url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+url = str(config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url"))
 version_table = config.attributes.get("version_table", "realtime_alembic_version")
 prefix = config.attributes.get("table_prefix", TABLE_PREFIX)
 

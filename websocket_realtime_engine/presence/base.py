@@ -19,3 +19,6 @@ class PresenceStore(Protocol):
 
     async def is_member(self, channel: str, user_id: str) -> bool:
         """Whether ``user_id`` is on the channel."""
+
+    async def count(self, channel: str) -> int:
+        """How many users (not connections) are on the channel."""

@@ -41,3 +41,6 @@ class MemoryPresence:
 
     async def is_member(self, channel: str, user_id: str) -> bool:
         return user_id in self._users.get(channel, {})
+
+    async def count(self, channel: str) -> int:
+        return len(self._users.get(channel, ()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from fnmatch import fnmatchcase
 
 from websocket_realtime_engine.errors import ChannelError
@@ -18,7 +18,7 @@ NAME_PATTERN = re.compile(r"[-a-zA-Z0-9_=@,.;:]+")
 MAX_NAME_LENGTH = 164
 
 
-class ChannelType(str, Enum):
+class ChannelType(StrEnum):
     PUBLIC = "public"
     PRIVATE = "private"
     PRESENCE = "presence"

@@ -95,7 +95,11 @@ def _request_id(frame: dict[str, Any]) -> RequestId:
     value = frame.get("id")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str) or (isinstance(value, str) and len(value) > MAX_ID_LENGTH):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or (isinstance(value, str) and len(value) > MAX_ID_LENGTH)
+    ):
         raise ProtocolError(f"id must be an integer or a string of at most {MAX_ID_LENGTH} characters")
     return value
 
@@ -109,7 +113,9 @@ def _build(event: str, frame: dict[str, Any], request_id: RequestId) -> Request:
     if event == "ping":
         return Ping(id=request_id)
     if event == "signin":
-        return Signin(auth=_required_string(frame, "auth"), user_data=_required_string(frame, "user_data"), id=request_id)
+        return Signin(
+            auth=_required_string(frame, "auth"), user_data=_required_string(frame, "user_data"), id=request_id
+        )
     channel = check_name(frame.get("channel")) if "channel" in frame else None
     if channel is None:
         raise ProtocolError("channel is required")
@@ -150,8 +156,9 @@ def parse(text: str | bytes) -> Request:
 # -- server frames ---------------------------------------------------------------------------------
 
 
-def encode(event: str, channel: str | None = None, data: Any = None, request_id: RequestId = None,
-           **extra: Any) -> bytes:
+def encode(
+    event: str, channel: str | None = None, data: Any = None, request_id: RequestId = None, **extra: Any
+) -> bytes:
     """One server frame as JSON bytes; absent fields are left out."""
     frame: dict[str, Any] = {"event": event}
     if channel is not None:

@@ -38,9 +38,15 @@ def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler:
     if db_engine is not None:
         from websocket_realtime_engine.node import policy_from
 
-        recorder = DatabaseRecorder(db_engine, settings.node_id, settings.db_batch_size, settings.db_flush_interval,
-                                    settings.db_backlog_limit, lambda name: policy_from(settings).type_of(name).value,
-                                    settings.db_retry_max_delay)
+        recorder = DatabaseRecorder(
+            db_engine,
+            settings.node_id,
+            settings.db_batch_size,
+            settings.db_flush_interval,
+            settings.db_backlog_limit,
+            lambda name: policy_from(settings).type_of(name).value,
+            settings.db_retry_max_delay,
+        )
     return Node(settings, MemoryBroker(), MemoryPresence(), recorder, event_handler)
 
 
@@ -93,8 +99,10 @@ def engine_service(node: Node, db_engine: AsyncEngine | None) -> Callable[[web.A
         if db_engine is not None:
             node.settings = await resolve_credentials(db_engine, node.settings)
         if node.settings.redis_url:
-            log.warning("REALTIME_REDIS_URL is set, but this version runs on the embedded broker only: "
-                        "run one node (cluster mode is not built yet)")
+            log.warning(
+                "REALTIME_REDIS_URL is set, but this version runs on the embedded broker only: "
+                "run one node (cluster mode is not built yet)"
+            )
         if not node.settings.api_key or not node.settings.app_secret:
             raise RuntimeError("no app credentials: activate the plugin or set REALTIME_APP_* and REALTIME_API_KEY")
         await node.start()
@@ -110,8 +118,13 @@ def engine_service(node: Node, db_engine: AsyncEngine | None) -> Callable[[web.A
     return service
 
 
-def create_app(settings: Settings, db_engine: AsyncEngine | None = None, event_handler: EventHandler | None = None,
-               access: authenticate.HostAccess | None = None, **app_options: Any) -> web.Application:
+def create_app(
+    settings: Settings,
+    db_engine: AsyncEngine | None = None,
+    event_handler: EventHandler | None = None,
+    access: authenticate.HostAccess | None = None,
+    **app_options: Any,
+) -> web.Application:
     """A standalone application with only the engine (tests and embedding)."""
     app = web.Application(client_max_size=settings.rest_max_body_bytes, **app_options)
     node = build_node(settings, db_engine, event_handler)

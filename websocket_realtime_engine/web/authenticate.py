@@ -18,7 +18,7 @@ from aiohttp import web
 from websocket_realtime_engine.protocol import auth
 from websocket_realtime_engine.protocol.channels import ChannelType
 from websocket_realtime_engine.ratelimit import TokenBucket
-from websocket_realtime_engine.web.rest import ApiError, read_json, load_body, node_of, has_api_key, ok
+from websocket_realtime_engine.web.rest import ApiError, has_api_key, load_body, node_of, ok, read_json
 from websocket_realtime_engine.web.schemas import AuthenticateSchema, UserAuthenticateSchema
 
 User = dict[str, Any]
@@ -82,8 +82,9 @@ async def authenticate(request: web.Request) -> web.Response:
         if channel_data is None:
             raise ApiError(400, "invalid_request", "channel_data: required for a presence channel")
     settings = node.settings
-    signature = auth.make_auth(settings.app_key, settings.app_secret,
-                               auth.channel_string(connection_id, channel, channel_data))
+    signature = auth.make_auth(
+        settings.app_key, settings.app_secret, auth.channel_string(connection_id, channel, channel_data)
+    )
     return ok({"auth": signature, "channel_data": channel_data} if channel_data else {"auth": signature})
 
 

@@ -19,10 +19,8 @@ from marshmallow import Schema, ValidationError
 
 from websocket_realtime_engine import errors
 from websocket_realtime_engine.node import Node
-from websocket_realtime_engine.protocol import auth
 from websocket_realtime_engine.protocol.channels import ChannelType, check_name
-from websocket_realtime_engine.ratelimit import TokenBucket
-from websocket_realtime_engine.web.schemas import AuthenticateSchema, BroadcastSchema, UserAuthenticateSchema
+from websocket_realtime_engine.web.schemas import BroadcastSchema
 
 log = logging.getLogger("realtime.rest")
 OPENAPI = Path(__file__).with_name("openapi.yaml")
@@ -63,7 +61,9 @@ def has_api_key(request: web.Request) -> bool:
     """Whether the request carries ``Authorization: Bearer <api key>``; constant-time."""
     expected = node_of(request).settings.api_key
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+    return (
+        bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+    )
 
 
 @web.middleware
@@ -106,7 +106,8 @@ def load_body(schema: Schema, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
     try:
-        return schema.load(value)  # type: ignore[no-any-return]
+        loaded: dict[str, Any] = schema.load(value)
+        return loaded
     except ValidationError as exc:
         field, messages = next(iter(exc.normalized_messages().items()))
         message = messages[0] if isinstance(messages, list) else messages
@@ -128,7 +129,7 @@ async def broadcast(request: web.Request) -> web.Response:
     node = node_of(request)
     body = load_body(request.app[BROADCAST_SCHEMA_KEY], await read_json(request))
     channels = body.get("channels") or [body["channel"]]
-    await node.publish(channels, body["event"], body["data"], body["exclude"])
+    await node.publish(channels, body["event"], body["data"], body["excluded_connection"])
     return ok({"published": {"channels": channels, "event": body["event"]}})
 
 
@@ -176,8 +177,11 @@ async def list_connections(request: web.Request) -> web.Response:
     if not 1 <= limit <= 10_000:
         raise ApiError(400, "invalid_request", "limit must be between 1 and 10000")
     channel, user_id = request.query.get("channel"), request.query.get("user_id")
-    selected = [c for c in node.connections.values()
-                if (channel is None or channel in c.channels) and (user_id is None or c.is_user(user_id))]
+    selected = [
+        c
+        for c in node.connections.values()
+        if (channel is None or channel in c.channels) and (user_id is None or c.is_user(user_id))
+    ]
     return ok({"connections": [c.describe(node.settings.node_id) for c in selected[:limit]], "count": len(selected)})
 
 

@@ -30,7 +30,8 @@ class BroadcastSchema(Schema):
     channels = fields.List(ChannelName(), validate=validate.Length(min=1))
     event = fields.String(required=True, validate=validate.Length(min=1))
     data = fields.Raw(required=True, allow_none=True)
-    exclude = fields.String(validate=CONNECTION_ID, allow_none=True, load_default=None)
+    # attribute name differs from the key: ``Schema.exclude`` is marshmallow's own
+    excluded_connection = fields.String(data_key="exclude", validate=CONNECTION_ID, allow_none=True, load_default=None)
 
     def __init__(self, max_channels: int, max_event_name_length: int = 200, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -55,7 +55,9 @@ async def handle_text(node: Node, connection: Connection, text: str) -> None:
         reply = native.error_frame(exc, request.id, getattr(request, "channel", None))
     except Exception:
         log.exception("internal error handling a request", extra={"connection_id": connection.id})
-        reply = native.error_frame(errors.RealtimeError("internal error"), request.id, getattr(request, "channel", None))
+        reply = native.error_frame(
+            errors.RealtimeError("internal error"), request.id, getattr(request, "channel", None)
+        )
     if reply is not None:
         node.send(connection, reply)
 
@@ -66,8 +68,12 @@ async def socket_handler(request: web.Request) -> web.WebSocketResponse:
 
     node = request.app[NODE_KEY]
     settings = node.settings
-    ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes, heartbeat=settings.heartbeat,
-                               compress=settings.compression, timeout=settings.close_timeout)
+    ws = web.WebSocketResponse(
+        max_msg_size=settings.max_frame_bytes,
+        heartbeat=settings.heartbeat,
+        compress=settings.compression,
+        timeout=settings.close_timeout,
+    )
     await ws.prepare(request)
 
     async def closer(code: int, reason: str) -> None:
@@ -85,13 +91,18 @@ async def socket_handler(request: web.Request) -> web.WebSocketResponse:
     except errors.LimitError as exc:
         await ws.close(code=exc.code, message=exc.message.encode())
         return ws
-    node.send(connection, native.encode("connected", None, {"connection_id": connection.id, "heartbeat": settings.heartbeat}))
+    node.send(
+        connection, native.encode("connected", None, {"connection_id": connection.id, "heartbeat": settings.heartbeat})
+    )
     try:
         async for message in ws:
             if message.type is WSMsgType.TEXT:
                 await handle_text(node, connection, message.data)
             elif message.type is WSMsgType.BINARY:
-                node.send(connection, native.error_frame(errors.UnsupportedDataError("binary frames are not supported; send JSON text")))
+                node.send(
+                    connection,
+                    native.error_frame(errors.UnsupportedDataError("binary frames are not supported; send JSON text")),
+                )
     finally:
         await node.connection_lost(connection)
     return ws
