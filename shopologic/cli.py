@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,12 +20,20 @@ from shopologic.config import ConfigError, HostSettings
 from shopologic.events import EVENT_HOOKS, InvalidEventError
 from shopologic.manifest import ManifestError
 from shopologic.platform import Platform, PluginError, await_all
+from shopologic.server import ServeError
 
 Command = Callable[[Platform, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 class CommandError(Exception):
     """A command cannot do what was asked; the message is the one line the user sees."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage mistakes are one line too (``error: <command>: <problem>``), not argparse's usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 # -- platform and plugins --------------------------------------------------------------------------
@@ -103,7 +111,7 @@ async def cmd_emit(platform: Platform, args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         raise CommandError(f"the payload is not valid JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(payload, dict):
-        raise CommandError("the payload must be a JSON object of the hook's arguments, e.g. {\"order\": {...}}")
+        raise CommandError('the payload must be a JSON object of the hook\'s arguments, e.g. {"order": {...}}')
     hook = getattr(platform.hook, hook_name)
     await await_all(await asyncio.to_thread(lambda: hook(**payload)))
     print(f"emitted {args.event} to {len(hook.get_hookimpls())} hook implementation(s)")
@@ -125,18 +133,22 @@ def _safe_url(url: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     from websocket_realtime_engine import commands as websocket_commands
 
-    parser = argparse.ArgumentParser(prog="shopologic", description="The Shopologic platform and its plugins.")
+    parser = ArgumentParser(prog="shopologic", description="The Shopologic platform and its plugins.")
     parser.set_defaults(handler=cmd_init)
     sub = parser.add_subparsers(dest="command")
 
-    plugin = sub.add_parser("plugin", help="list, activate or deactivate plugins").add_subparsers(dest="action", required=True)
+    plugin = sub.add_parser("plugin", help="list, activate or deactivate plugins").add_subparsers(
+        dest="action", required=True
+    )
     plugin.add_parser("list", help="every plugin with its version and state").set_defaults(handler=cmd_plugin_list)
     for action, handler in (("activate", cmd_plugin_activate), ("deactivate", cmd_plugin_deactivate)):
         command = plugin.add_parser(action, help=f"{action} a plugin by name")
         command.add_argument("name")
         command.set_defaults(handler=handler)
 
-    migrate = sub.add_parser("migrate", help="run the active plugins' migrations").add_subparsers(dest="action", required=True)
+    migrate = sub.add_parser("migrate", help="run the active plugins' migrations").add_subparsers(
+        dest="action", required=True
+    )
     up = migrate.add_parser("up", help="upgrade (to head by default)")
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(handler=cmd_migrate_up)
@@ -147,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     emit = sub.add_parser("emit", help="emit a shop event through the hooks, e.g. order.created")
     emit.add_argument("event", help=", ".join(EVENT_HOOKS))
-    emit.add_argument("payload", help='the hook arguments as JSON, e.g. \'{"order": {...}}\'')
+    emit.add_argument("payload", help="the hook arguments as JSON, e.g. '{\"order\": {...}}'")
     emit.set_defaults(handler=cmd_emit)
 
     serve = sub.add_parser("serve", help="run the platform with every active plugin")
@@ -160,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _run(handler: Command, args: argparse.Namespace) -> int:
     platform = Platform(HostSettings.from_env())
-    platform.overrides = {name: getattr(args, name, None) for name in ("host", "port", "node_id")
-                          if getattr(args, name, None) is not None}
+    platform.overrides = {
+        name: getattr(args, name, None) for name in ("host", "port", "node_id") if getattr(args, name, None) is not None
+    }
     try:
         await platform.load()
         return await handler(platform, args)
@@ -181,19 +194,32 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         return uvloop.run(_run(args.handler, args))
-    except (CommandError, WebsocketCommandError, PluginError, ManifestError, ConfigError, SettingsError,
-            InvalidEventError, EngineUnreachableError) as exc:
+    except (
+        CommandError,
+        WebsocketCommandError,
+        PluginError,
+        ManifestError,
+        ConfigError,
+        SettingsError,
+        InvalidEventError,
+        EngineUnreachableError,
+        ServeError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (SQLAlchemyError, OSError) as exc:
-        print(f"error: the platform database is unreachable or refused the operation: {_first_line(exc)}", file=sys.stderr)
+        print(
+            f"error: the platform database is unreachable or refused the operation: {_first_line(exc)}", file=sys.stderr
+        )
         return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug: one line, the trace only when asked for
         if os.environ.get("REALTIME_LOG_LEVEL", "").lower() == "debug":
             raise
-        print(f"error: unexpected {type(exc).__name__}: {exc} (REALTIME_LOG_LEVEL=debug shows the trace)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (REALTIME_LOG_LEVEL=debug shows the trace)", file=sys.stderr
+        )
         return 1
 
 

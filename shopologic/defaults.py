@@ -49,7 +49,11 @@ def read_session(secret: bytes, value: str) -> dict[str, Any] | None:
         user = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     except ValueError:
         return None
-    if not isinstance(user, dict) or not isinstance(user.get("id"), str) or user.get("role") not in ("customer", "admin"):
+    if (
+        not isinstance(user, dict)
+        or not isinstance(user.get("id"), str)
+        or user.get("role") not in ("customer", "admin")
+    ):
         return None
     return user
 

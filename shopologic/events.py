@@ -109,11 +109,13 @@ HOOK_SCHEMAS: dict[str, type[Schema]] = {
     "order_created": _call_schema("OrderCreated", order=fields.Nested(OrderSchema, required=True)),
     "order_updated": _call_schema("OrderUpdated", order=fields.Nested(OrderSchema, required=True), changes=_changes()),
     "order_status_changed": _call_schema(
-        "OrderStatusChanged", order=fields.Nested(OrderSchema, required=True),
+        "OrderStatusChanged",
+        order=fields.Nested(OrderSchema, required=True),
         previous_status=fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES)),
     ),
     "order_cancelled": _call_schema(
-        "OrderCancelled", order=fields.Nested(OrderSchema, required=True),
+        "OrderCancelled",
+        order=fields.Nested(OrderSchema, required=True),
         reason=fields.String(load_default="", validate=validate.Length(max=500)),
     ),
     "product_created": _call_schema("ProductCreated", product=fields.Nested(ProductSchema, required=True)),
@@ -121,7 +123,8 @@ HOOK_SCHEMAS: dict[str, type[Schema]] = {
         "ProductUpdated", product=fields.Nested(ProductSchema, required=True), changes=_changes()
     ),
     "product_stock_changed": _call_schema(
-        "ProductStockChanged", product=fields.Nested(ProductSchema, required=True),
+        "ProductStockChanged",
+        product=fields.Nested(ProductSchema, required=True),
         previous_stock=fields.Integer(required=True, strict=True, validate=validate.Range(min=0)),
     ),
     "product_price_changed": _call_schema(

@@ -33,11 +33,19 @@ class RequiresSchema(Schema):
 class ManifestSchema(Schema):
     """The fields of ``plugin.json``."""
 
-    name = fields.String(required=True, validate=validate.Regexp(NAME_PATTERN, error="must be lowercase letters, digits and dashes"))
-    version = fields.String(required=True, validate=validate.Regexp(VERSION_PATTERN, error="must be a version like 1.2.3"))
+    name = fields.String(
+        required=True, validate=validate.Regexp(NAME_PATTERN, error="must be lowercase letters, digits and dashes")
+    )
+    version = fields.String(
+        required=True, validate=validate.Regexp(VERSION_PATTERN, error="must be a version like 1.2.3")
+    )
     description = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    hooks = fields.List(fields.String(validate=validate.Regexp(MODULE_PATTERN, error="must be a module path")), required=True)
-    hookspecs = fields.List(fields.String(validate=validate.Regexp(MODULE_PATTERN, error="must be a module path")), load_default=list)
+    hooks = fields.List(
+        fields.String(validate=validate.Regexp(MODULE_PATTERN, error="must be a module path")), required=True
+    )
+    hookspecs = fields.List(
+        fields.String(validate=validate.Regexp(MODULE_PATTERN, error="must be a module path")), load_default=list
+    )
     migrations = fields.String(load_default=None, allow_none=True)
     settings = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
     requires = fields.Nested(RequiresSchema, load_default=lambda: RequiresSchema().load({}))
@@ -89,9 +97,15 @@ def load_manifest(path: Path) -> Manifest:
         if not (migrations / "env.py").is_file():
             raise ManifestError(f"{path}: field 'migrations': {data['migrations']!r} has no alembic env.py")
     return Manifest(
-        name=data["name"], version=data["version"], description=data["description"],
-        hooks=tuple(data["hooks"]), hookspecs=tuple(data["hookspecs"]), migrations=migrations,
-        settings=data["settings"], requires=data["requires"], path=path,
+        name=data["name"],
+        version=data["version"],
+        description=data["description"],
+        hooks=tuple(data["hooks"]),
+        hookspecs=tuple(data["hookspecs"]),
+        migrations=migrations,
+        settings=data["settings"],
+        requires=data["requires"],
+        path=path,
     )
 
 

@@ -91,9 +91,13 @@ class Platform:
             rows = {row.name: row for row in (await conn.execute(select(PluginState))).all()}
             for manifest in self.manifests.values():
                 if manifest.name not in rows:
-                    await conn.execute(insert(PluginState).values(name=manifest.name, version=manifest.version, active=False))
+                    await conn.execute(
+                        insert(PluginState).values(name=manifest.name, version=manifest.version, active=False)
+                    )
                 elif rows[manifest.name].version != manifest.version:
-                    await conn.execute(update(PluginState).where(PluginState.name == manifest.name).values(version=manifest.version))
+                    await conn.execute(
+                        update(PluginState).where(PluginState.name == manifest.name).values(version=manifest.version)
+                    )
         self.active = {name for name, row in rows.items() if row.active and name in self.manifests}
         for name in sorted(self.active):
             self._register(self.manifests[name])
@@ -127,11 +131,15 @@ class Platform:
         if name in self.active:
             return False
         self._register(manifest)
-        self.pm.check_pending()
-        await await_all(self._only(name).platform_loaded(platform=self))
-        for source in self._migration_sources([name]):
-            await self.run_migrations(source, "upgrade", "head")
-        await await_all(self._only(name).plugin_activated(plugin_name=name, platform=self))
+        try:
+            self.pm.check_pending()
+            await await_all(self._only(name).platform_loaded(platform=self))
+            for source in self._migration_sources([name]):
+                await self.run_migrations(source, "upgrade", "head")
+            await await_all(self._only(name).plugin_activated(plugin_name=name, platform=self))
+        except BaseException:
+            self._unregister(name)  # a failed activation leaves no hooks behind
+            raise
         await self._set_active(name, True)
         return True
 
@@ -141,10 +149,13 @@ class Platform:
         if name not in self.active:
             return False
         await await_all(self._only(name).plugin_deactivated(plugin_name=name, platform=self))
-        for plugin in [p for n, p in self.pm.list_name_plugin() if n.startswith(f"{name}:")]:
-            self.pm.unregister(plugin)
+        self._unregister(name)
         await self._set_active(name, False)
         return True
+
+    def _unregister(self, name: str) -> None:
+        for plugin in [p for n, p in self.pm.list_name_plugin() if n.startswith(f"{name}:")]:
+            self.pm.unregister(plugin)
 
     async def _set_active(self, name: str, active: bool) -> None:
         async with self.engine.begin() as conn:
@@ -211,7 +222,9 @@ class Platform:
         head = ScriptDirectory.from_config(self.alembic_config(source)).get_current_head()
         async with self.engine.connect() as conn:
             current = await conn.run_sync(
-                lambda sync: MigrationContext.configure(sync, opts={"version_table": source.version_table}).get_current_revision()
+                lambda sync: MigrationContext.configure(
+                    sync, opts={"version_table": source.version_table}
+                ).get_current_revision()
             )
         return current, head
 
@@ -246,6 +259,7 @@ def _import(manifest: Manifest, module_name: str) -> ModuleType:
 
 def run_sync(awaitable: Awaitable[Any]) -> Any:
     """Run a coroutine to completion from synchronous code (the CLI)."""
+
     async def runner() -> Any:
         return await awaitable
 

@@ -13,11 +13,20 @@ from aiohttp import web
 log = logging.getLogger("shopologic.server")
 
 
-async def run_app(app: web.Application, host: str, port: int, banner: Iterable[str] = (),
-                  access_log: bool = False) -> None:
+class ServeError(RuntimeError):
+    """The server cannot listen where it was asked to (the port is taken, the address is not local)."""
+
+
+async def run_app(
+    app: web.Application, host: str, port: int, banner: Iterable[str] = (), access_log: bool = False
+) -> None:
     """Serve ``app`` on ``host:port``; print ``banner`` lines once listening; stop on a signal."""
-    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if access_log else None,
-                           handle_signals=False, shutdown_timeout=5)
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger("aiohttp.access") if access_log else None,
+        handle_signals=False,
+        shutdown_timeout=5,
+    )
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -25,7 +34,10 @@ async def run_app(app: web.Application, host: str, port: int, banner: Iterable[s
         loop.add_signal_handler(signum, stop.set)
     try:
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # not a database problem: say which address
+            raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         for line in banner:
             print(line, file=sys.stderr, flush=True)
         log.info("listening", extra={"host": host, "port": port})

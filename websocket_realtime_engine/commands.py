@@ -7,13 +7,13 @@ plugin's routes and services.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from websocket_realtime_engine import PLUGIN_NAME, client
+from websocket_realtime_engine.config import config_file_path
 from websocket_realtime_engine.db.credentials import stored_credentials
 from websocket_realtime_engine.hooks.state import STATE
 
@@ -39,7 +39,7 @@ def _settings(platform: Platform) -> Settings:
 
 def _config_file(platform: Platform) -> Path:
     """The TOML file the settings are read from, by the same rule as ``config.load_settings``."""
-    return Path(os.environ.get("REALTIME_CONFIG_FILE") or platform.settings.var_dir / "realtime.toml")
+    return config_file_path(default=platform.settings.var_dir / "realtime.toml")
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +57,12 @@ def add_parser(sub: Any) -> None:
     cluster = websocket.add_parser("setup-cluster", help="check Redis and store the cluster settings")
     cluster.add_argument("--redis-url", required=True, help="redis://host:port/db")
     cluster.set_defaults(handler=cmd_setup_cluster)
-    websocket.add_parser("status", help="nodes, connections and channels of the running engine").set_defaults(handler=cmd_status)
-    websocket.add_parser("credentials", help="print the app id, key, secret and API key").set_defaults(handler=cmd_credentials)
+    websocket.add_parser("status", help="nodes, connections and channels of the running engine").set_defaults(
+        handler=cmd_status
+    )
+    websocket.add_parser("credentials", help="print the app id, key, secret and API key").set_defaults(
+        handler=cmd_credentials
+    )
 
 
 def _banner(host: str, port: int, pages: bool) -> list[str]:
@@ -95,8 +99,13 @@ async def _serve(platform: Platform, only: str | None) -> int:
 
     log.redact(settings.api_key, settings.app_secret)
     app = platform.build_app(only=only)
-    await run_app(app, settings.host, settings.port, _banner(settings.host, settings.port, only is None),
-                  access_log=settings.log_level == "debug")
+    await run_app(
+        app,
+        settings.host,
+        settings.port,
+        _banner(settings.host, settings.port, only is None),
+        access_log=settings.log_level == "debug",
+    )
     return 0
 
 
@@ -132,7 +141,7 @@ async def cmd_setup_cluster(platform: Platform, args: argparse.Namespace) -> int
     print(f"  python bootstrap_plugins.py websocket start --port {settings.port} --node-id node-1")
     print(f"  python bootstrap_plugins.py websocket start --port {settings.port + 1} --node-id node-2")
     print("and put a load balancer in front that passes WebSocket upgrades (nginx: proxy_http_version 1.1;")
-    print("proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\").")
+    print('proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade").')
     return 0
 
 
@@ -162,8 +171,10 @@ async def cmd_status(platform: Platform, args: argparse.Namespace) -> int:
     settings = _settings(platform)
     status = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/status")
     channels = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/channels")
-    print(f"node {status['node_id']} at {settings.public_url}: {status['connections']} connections, "
-          f"{status['channels']} channels, {status['published']} published")
+    print(
+        f"node {status['node_id']} at {settings.public_url}: {status['connections']} connections, "
+        f"{status['channels']} channels, {status['published']} published"
+    )
     for name, info in channels["channels"].items():
         print(f"  {name} ({info['type']}): {info['subscription_count']} subscribers")
     return 0

@@ -116,12 +116,18 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
         raise SettingsError(f"REALTIME_{name.upper()}: {raw!r} is not a valid value ({exc})") from None
 
 
+def config_file_path(environ: Mapping[str, str] | None = None, default: Path | None = None) -> Path:
+    """The TOML file settings are read from: ``REALTIME_CONFIG_FILE``, else ``default``."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("REALTIME_CONFIG_FILE") or default or Path("var/realtime.toml"))
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, config_file: Path | None = None, **overrides: Any
 ) -> Settings:
     """Defaults, then the config file, then the environment, then explicit ``overrides`` (CLI flags)."""
     env = os.environ if environ is None else environ
-    path = Path(env.get("REALTIME_CONFIG_FILE") or config_file or Path("var/realtime.toml"))
+    path = config_file_path(env, config_file)
     from_file: dict[str, Any] = {}
     if path.is_file():
         try:

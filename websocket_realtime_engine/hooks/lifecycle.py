@@ -47,8 +47,11 @@ async def plugin_activated(plugin_name: str, platform: Platform) -> None:
     credentials, created = await ensure_default_app(platform.engine, STATE.settings())
     STATE.reset(platform, credentials)
     verb = "created" if created else "kept"
-    print(f"{PLUGIN_NAME}: {verb} app {credentials['app_id']}; its key, secret and API key are in the "
-          f"realtime_apps table: show them with `python bootstrap_plugins.py websocket credentials`", file=sys.stderr)
+    print(
+        f"{PLUGIN_NAME}: {verb} app {credentials['app_id']}; its key, secret and API key are in the "
+        f"realtime_apps table: show them with `python bootstrap_plugins.py websocket credentials`",
+        file=sys.stderr,
+    )
 
 
 @hookimpl
@@ -73,7 +76,8 @@ def register_routes(app: web.Application, platform: Platform) -> None:
     access = HostAccess(
         identify=lambda request: platform.hook.identify_user(request=request),
         authorize=lambda user, channel, connection_id: platform.hook.authorize_channel(
-            user=user, channel=channel, connection_id=connection_id),
+            user=user, channel=channel, connection_id=connection_id
+        ),
     )
     engine_app.add_routes(app, node, access)
 

@@ -23,7 +23,8 @@ class PluginState:
             overrides: dict[str, Any] = dict(self.platform.overrides) if self.platform is not None else {}
             config_file = self.platform.settings.var_dir / "realtime.toml" if self.platform is not None else None
             self._settings = load_settings(config_file=config_file, **overrides).with_credentials(
-                **(self.credentials or {}))
+                **(self.credentials or {})
+            )
         return self._settings
 
     def reset(self, platform: Platform | None, credentials: dict[str, str] | None = None) -> None:

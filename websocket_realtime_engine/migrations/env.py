@@ -31,9 +31,14 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 
 def configure(connection: Connection | None = None) -> None:
     context.configure(
-        connection=connection, url=None if connection is not None else url,
-        target_metadata=Base.metadata, version_table=version_table, include_name=include_name,
-        render_as_batch=True, compare_type=True, literal_binds=connection is None,
+        connection=connection,
+        url=None if connection is not None else url,
+        target_metadata=Base.metadata,
+        version_table=version_table,
+        include_name=include_name,
+        render_as_batch=True,
+        compare_type=True,
+        literal_binds=connection is None,
     )
 
 
