@@ -70,6 +70,7 @@ class Node:
         self.published = 0
         self.slow_consumers = 0
         self.accepting = True
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -145,12 +146,19 @@ class Node:
         await connection.closer(code, reason)
 
     def _slow_consumer(self, connection: Connection) -> None:
+        """Called by the hub during a flush: nothing more is written to it from now on."""
         self.slow_consumers += 1
         log.warning("slow consumer closed", extra={"connection_id": connection.id})
-        for channel in list(connection.channels):
-            self.hub.detach(connection, channel)
         connection.closing = True
-        asyncio.get_running_loop().create_task(connection.closer(errors.CLOSE_SLOW_CONSUMER, "slow consumer"))
+        task = asyncio.get_running_loop().create_task(self._evict(connection))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _evict(self, connection: Connection) -> None:
+        """Leave every channel properly (presence, broker), then close with 4101."""
+        for channel in list(connection.channels):
+            await self._leave(connection, channel)
+        await connection.closer(errors.CLOSE_SLOW_CONSUMER, "slow consumer")
 
     async def disconnect(self, connection_id: str) -> bool:
         """REST: end one connection (close code 4009). ``False`` when it is not on this node."""

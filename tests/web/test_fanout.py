@@ -51,3 +51,48 @@ async def test_a_slow_consumer_is_closed_and_the_others_get_everything(engine_fa
     assert result["received"] == MESSAGES
     assert engine.node.slow_consumers == 1
     writer.close()
+
+
+async def test_a_slow_presence_member_is_removed_for_the_others(engine_factory: EngineFactory) -> None:
+    engine: Engine = await engine_factory(make_settings(write_buffer_limit=1024 * 1024))
+    watcher = await engine.connect()
+    data = '{"user_id":"watcher"}'
+    await watcher.subscribe("presence-room", auth=watcher.auth("presence-room", data), channel_data=data)
+    host, port = engine.server.host, engine.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        f"GET /socket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await reader.readuntil(b"\r\n\r\n")
+    header = await reader.readexactly(2)
+    hello = json.loads(await reader.readexactly(header[1]))
+    from websocket_realtime_engine.protocol import auth
+
+    member = '{"user_id":"sleepy"}'
+    signature = auth.make_auth(
+        "test-key", "test-secret-value", auth.channel_string(hello["data"]["connection_id"], "presence-room", member)
+    )
+    payload = json.dumps(
+        {"event": "subscribe", "channel": "presence-room", "auth": signature, "channel_data": member}
+    ).encode()
+    writer.write(bytes((0x81, 0x80 | 126)) + len(payload).to_bytes(2, "big") + b"\0\0\0\0" + payload)
+    await writer.drain()
+    assert (await watcher.expect("member_added"))["data"]["user_id"] == "sleepy"
+    frames: list[dict] = []
+
+    async def watch() -> None:
+        while not frames or frames[-1]["event"] != "member_removed":
+            frames.append(await watcher.recv(timeout=10))
+
+    watching = asyncio.create_task(watch())
+    # the sleepy client reads nothing more; large publications fill its socket, then its buffer
+    for number in range(600):
+        if watching.done():
+            break
+        await engine.node.publish(["presence-room"], "big", {"n": number, "pad": "x" * 60_000})
+        await asyncio.sleep(0.001)
+    await asyncio.wait_for(watching, 10)
+    assert frames[-1]["data"] == {"user_id": "sleepy"}
+    assert engine.node.slow_consumers == 1
+    writer.close()
