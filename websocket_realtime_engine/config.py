@@ -143,10 +143,10 @@ def load_settings(
     for name in known:
         raw = overrides.get(name)
         if raw is None:
-            raw = env.get(f"REALTIME_{name.upper()}")
+            raw = env.get(f"REALTIME_{name.upper()}") or None  # an empty variable means "not set"
         if raw is None:
             raw = from_file.get(name)
-        if raw is None or raw == "":  # an empty variable means "not set"
+        if raw is None or raw == "":
             continue
         values[name] = _convert(name, hints[name], raw)
     settings = Settings(**values)
