@@ -56,6 +56,7 @@ class Settings:
     max_event_name_length: int = 200
     write_buffer_limit: int = 4 * 1024 * 1024
     client_messages_per_second: float = 10.0
+    client_frames_per_second: float = 100.0
     compression: bool = False
     gc_tuning: bool = True
     # channels

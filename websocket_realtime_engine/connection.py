@@ -32,6 +32,7 @@ class Connection:
         "remote",
         "closing",
         "message_bucket",
+        "frame_bucket",
         "__weakref__",
     )
 
@@ -42,6 +43,7 @@ class Connection:
         closer: Closer,
         remote: str = "",
         messages_per_second: float = 10.0,
+        frames_per_second: float = 100.0,
     ) -> None:
         self.id = connection_id
         self.transport = transport
@@ -56,6 +58,7 @@ class Connection:
         self.remote = remote
         self.closing = False
         self.message_bucket = TokenBucket(messages_per_second)
+        self.frame_bucket = TokenBucket(frames_per_second, frames_per_second * 2)
 
     def is_user(self, user_id: str) -> bool:
         """Whether the connection is this user: signed in as them, or a presence member as them."""

@@ -23,7 +23,7 @@ code    name                   when
 4009    unauthorized           missing or wrong ``auth``; presence/sign-in rules not met
 4010    forbidden              client publishing is not allowed on the channel, or not subscribed
 4020    limit_exceeded         channels per connection, presence members, user info size
-4029    rate_limited           more client messages per second than allowed
+4029    rate_limited           more client messages (or frames of any kind) per second than allowed
 4500    internal_error         a bug; logged with its trace, the connection stays open
 4503    unavailable            the broker or presence backend cannot be reached right now
 ======  =====================  ======================================================================

@@ -108,7 +108,12 @@ class Node:
         if not self.accepting or len(self.connections) >= self.settings.max_connections:
             raise errors.LimitError("the node is at its connection limit", code=errors.CLOSE_OVER_CAPACITY)
         connection = Connection(
-            self.new_connection_id(), transport, closer, remote, self.settings.client_messages_per_second
+            self.new_connection_id(),
+            transport,
+            closer,
+            remote,
+            self.settings.client_messages_per_second,
+            self.settings.client_frames_per_second,
         )
         self.connections[connection.id] = connection
         self.recorder.connection_opened(connection.id, self.settings.node_id, remote)

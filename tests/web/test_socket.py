@@ -214,3 +214,16 @@ async def test_frames_are_json_objects_with_an_event(engine: Engine) -> None:
     await client.ws.send_str('{"event":"ping"}')
     raw = await asyncio.wait_for(client.ws.receive(), 3)
     assert orjson.loads(raw.data) == {"event": "pong"}
+
+
+async def test_frames_of_any_kind_are_rate_limited(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory(make_settings(client_frames_per_second=5.0))
+    client = await engine.connect()
+    for _ in range(20):
+        await client.send({"event": "ping"})
+    replies = [await client.recv() for _ in range(20)]
+    pongs = [r for r in replies if r["event"] == "pong"]
+    limited = [r for r in replies if r["event"] == "error"]
+    assert 10 <= len(pongs) < 20 and limited and all(r["data"]["code"] == 4029 for r in limited)
+    await asyncio.sleep(0.5)  # the bucket refills
+    assert (await client.request({"event": "ping"}))["event"] == "pong"

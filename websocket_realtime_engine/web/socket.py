@@ -44,6 +44,10 @@ async def _reply(node: Node, connection: Connection, request: native.Request) ->
 
 async def handle_text(node: Node, connection: Connection, text: str) -> None:
     """One text frame in; a reply or an error frame queued out. Never raises."""
+    if not connection.frame_bucket.take():
+        limit = node.settings.client_frames_per_second
+        node.send(connection, native.error_frame(errors.RateLimitError(f"more than {limit:g} frames per second")))
+        return
     try:
         request = native.parse(text)
     except native.FrameError as exc:
