@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from sqlalchemy.exc import SQLAlchemyError
 
 from shopologic import log
-from shopologic.config import ConfigError, HostSettings
+from shopologic.config import ConfigError, HostSettings, redact_url
 from shopologic.events import EVENT_HOOKS, InvalidEventError
 from shopologic.manifest import ManifestError
 from shopologic.platform import Platform, PluginError, await_all
@@ -41,7 +41,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 async def cmd_init(platform: Platform, args: argparse.Namespace) -> int:
     """Initialise: the database and its host tables, then every plugin with its state."""
-    print(f"platform database: {_safe_url(platform.settings.database_url)}")
+    print(f"platform database: {redact_url(platform.settings.database_url)}")
     return await cmd_plugin_list(platform, args)
 
 
@@ -50,7 +50,10 @@ async def cmd_plugin_list(platform: Platform, args: argparse.Namespace) -> int:
     if not plugins:
         print("no plugins found")
     for manifest, active in plugins:
-        print(f"{manifest.name} {manifest.version} {'active' if active else 'inactive'}  {manifest.description}")
+        state = "active" if active else "inactive"
+        if manifest.name in platform.broken:
+            state = "active but broken (plugin deactivate it, or fix it; see the log)"
+        print(f"{manifest.name} {manifest.version} {state}  {manifest.description}")
     return 0
 
 
@@ -116,15 +119,6 @@ async def cmd_emit(platform: Platform, args: argparse.Namespace) -> int:
     await await_all(await asyncio.to_thread(lambda: hook(**payload)))
     print(f"emitted {args.event} to {len(hook.get_hookimpls())} hook implementation(s)")
     return 0
-
-
-def _safe_url(url: str) -> str:
-    """A database URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest and ":" in rest.split("@", 1)[0]:
-        user = rest.split("@", 1)[0].split(":", 1)[0]
-        rest = f"{user}:***@{rest.split('@', 1)[1]}"
-    return f"{scheme}{sep}{rest}"
 
 
 # -- parser ----------------------------------------------------------------------------------------

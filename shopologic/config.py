@@ -35,6 +35,16 @@ def normalize_database_url(url: str) -> str:
     raise ConfigError(f"unsupported database in SHOPOLOGIC_DATABASE_URL: {base!r} (use sqlite or postgresql)")
 
 
+def redact_url(url: str) -> str:
+    """A URL without its password (``redis://:secret@host`` → ``redis://:***@host``)."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
 def default_database_url(var_dir: Path) -> str:
     """The embedded default: an SQLite file in the var folder."""
     return f"sqlite:///{var_dir / 'shopologic.db'}"

@@ -42,11 +42,13 @@ def read_session(secret: bytes, value: str) -> dict[str, Any] | None:
     if not secret or not value or len(value) > MAX_SESSION_COOKIE or "." not in value:
         return None
     body, _, signature = value.rpartition(".")
-    expected = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature):
+    # cookies may carry any bytes (kept as surrogates): compare bytes, never raise
+    body_bytes = body.encode("utf-8", "surrogateescape")
+    expected = hmac.new(secret, body_bytes, hashlib.sha256).hexdigest().encode()
+    if not hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape")):
         return None
     try:
-        user = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        user = json.loads(base64.urlsafe_b64decode(body_bytes + b"=" * (-len(body_bytes) % 4)))
     except ValueError:
         return None
     if (

@@ -74,6 +74,8 @@ class Platform:
                 self.pm.add_hookspecs(_import(manifest, module_name))
         self.engine: AsyncEngine = create_engine(settings.database_url)
         self.active: set[str] = set()
+        # active plugins that could not be loaded: name -> why
+        self.broken: dict[str, str] = {}
         # command-line options (``--host``, ``--port``, ``--node-id``) for plugins to honour
         self.overrides: dict[str, Any] = {}
 
@@ -100,8 +102,14 @@ class Platform:
                     )
         self.active = {name for name, row in rows.items() if row.active and name in self.manifests}
         for name in sorted(self.active):
-            self._register(self.manifests[name])
-        self.pm.check_pending()
+            try:
+                self._register(self.manifests[name])
+                self.check_pending()
+            except PluginError as exc:
+                # One broken plugin must not stop the platform, nor `plugin deactivate` of itself.
+                self._unregister(name)
+                self.broken[name] = str(exc)
+                log.error("active plugin %s cannot be loaded and is skipped: %s", name, exc)
         await await_all(self.pm.hook.platform_loaded(platform=self))
 
     async def close(self) -> None:
@@ -132,7 +140,7 @@ class Platform:
             return False
         self._register(manifest)
         try:
-            self.pm.check_pending()
+            self.check_pending()
             await await_all(self._only(name).platform_loaded(platform=self))
             for source in self._migration_sources([name]):
                 await self.run_migrations(source, "upgrade", "head")
@@ -150,6 +158,7 @@ class Platform:
             return False
         await await_all(self._only(name).plugin_deactivated(plugin_name=name, platform=self))
         self._unregister(name)
+        self.broken.pop(name, None)
         await self._set_active(name, False)
         return True
 
@@ -166,7 +175,17 @@ class Platform:
         for module_name in manifest.hooks:
             plugin_name = f"{manifest.name}:{module_name}"
             if self.pm.get_plugin(plugin_name) is None:
-                self.pm.register(_import(manifest, module_name), name=plugin_name)
+                try:
+                    self.pm.register(_import(manifest, module_name), name=plugin_name)
+                except pluggy.PluginValidationError as exc:
+                    raise PluginError(f"{manifest.path}: hook module {module_name!r} is invalid: {exc}") from None
+
+    def check_pending(self) -> None:
+        """``pm.check_pending()``, with an implementation of an unknown hook as a PluginError."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(str(exc)) from None
 
     def _only(self, name: str) -> Any:
         """A hook relay that reaches only the given plugin's implementations."""
@@ -253,7 +272,7 @@ def _import(manifest: Manifest, module_name: str) -> ModuleType:
         sys.path.append(folder)
     try:
         return importlib.import_module(module_name)
-    except ImportError as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure while importing a plugin is the plugin's
         raise PluginError(f"{manifest.path}: hook module {module_name!r} cannot be imported: {exc}") from None
 
 

@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shopologic.config import redact_url
 from websocket_realtime_engine import PLUGIN_NAME, client
 from websocket_realtime_engine.config import config_file_path
 from websocket_realtime_engine.db.credentials import stored_credentials
@@ -40,6 +41,12 @@ def _settings(platform: Platform) -> Settings:
 def _config_file(platform: Platform) -> Path:
     """The TOML file the settings are read from, by the same rule as ``config.load_settings``."""
     return config_file_path(default=platform.settings.var_dir / "realtime.toml")
+
+
+def _redact(text: str, url: str) -> str:
+    """``text`` with the URL's password masked wherever it appears."""
+    password = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+    return text.replace(password, "***") if password else text
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -132,11 +139,13 @@ async def cmd_setup_cluster(platform: Platform, args: argparse.Namespace) -> int
         info = await connection.info("server")
         await connection.aclose()
     except (RedisError, ValueError, OSError) as exc:
-        raise CommandError(f"Redis at {args.redis_url} does not answer: {exc}") from None
+        raise CommandError(
+            f"Redis at {redact_url(args.redis_url)} does not answer: {_redact(str(exc), args.redis_url)}"
+        ) from None
     path = _config_file(platform)
     _store_setting(path, "redis_url", args.redis_url)
     settings = _settings(platform)
-    print(f"Redis {info.get('redis_version', '?')} answers at {args.redis_url}; stored redis_url in {path}")
+    print(f"Redis {info.get('redis_version', '?')} answers at {redact_url(args.redis_url)}; stored redis_url in {path}")
     print("Start each node with its own port and node id:")
     print(f"  python bootstrap_plugins.py websocket start --port {settings.port} --node-id node-1")
     print(f"  python bootstrap_plugins.py websocket start --port {settings.port + 1} --node-id node-2")

@@ -71,6 +71,7 @@ class Node:
         self.slow_consumers = 0
         self.accepting = True
         self._tasks: set[asyncio.Task[None]] = set()
+        self._subscribing: dict[str, asyncio.Task[None]] = {}  # broker subscriptions under way
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -215,7 +216,11 @@ class Node:
         info = value.get("user_info")
         if info is not None and not isinstance(info, dict):
             raise errors.ProtocolError(f"{what}.user_info must be an object")
-        if info is not None and len(orjson.dumps(info)) > self.settings.max_user_info_bytes:
+        try:
+            size = len(orjson.dumps(info)) if info is not None else 0
+        except orjson.JSONEncodeError:
+            raise errors.ProtocolError(f"{what}.user_info cannot be sent as JSON") from None
+        if size > self.settings.max_user_info_bytes:
             raise errors.LimitError(f"{what}.user_info is larger than {self.settings.max_user_info_bytes} bytes")
         return {"user_id": user_id, "user_info": info}
 
@@ -238,13 +243,38 @@ class Node:
             self._check_channel_auth(connection, channel, auth_value, None)
         elif kind is ChannelType.PRESENCE:
             member = self._presence_member(connection, channel, auth_value, channel_data)
-        if member is not None:
-            await self._join_presence(connection, channel, member)
-        connection.channels.add(channel)
-        if self.hub.attach(connection, channel):
-            await self.broker.subscribe(channel)
-            self.events.emit("channel_occupied", channel=channel)
+        connection.channels.add(channel)  # first, so that every way out below cleans it up
+        try:
+            if member is not None:
+                await self._join_presence(connection, channel, member)
+            await self._attach(connection, channel)
+        except BaseException:
+            await self._leave(connection, channel)
+            raise
+        if connection.id not in self.connections:  # it ended while this subscribe was waiting
+            connection.channels.add(channel)
+            await self._leave(connection, channel)
+            raise errors.ForbiddenError("the connection closed while subscribing")
         return await self._subscribed_data(channel, kind)
+
+    async def _attach(self, connection: Connection, channel: str) -> None:
+        """Add to the hub; return only once the broker delivers the channel to this node.
+
+        The first local subscriber starts the broker subscription; later ones wait for the same one,
+        so no one is told "subscribed" while publications could still be missed.
+        """
+        if self.hub.attach(connection, channel):
+            task = asyncio.get_running_loop().create_task(self.broker.subscribe(channel))
+            self._subscribing[channel] = task
+            try:
+                await asyncio.shield(task)
+            finally:
+                self._subscribing.pop(channel, None)
+            self.events.emit("channel_occupied", channel=channel)
+            return
+        pending = self._subscribing.get(channel)
+        if pending is not None:
+            await asyncio.shield(pending)
 
     async def _subscribed_data(self, channel: str, kind: ChannelType) -> dict[str, Any]:
         if kind is not ChannelType.PRESENCE:
@@ -315,6 +345,7 @@ class Node:
         """Publish one event to channels: one JSON encoding per channel, whoever subscribes."""
         count = 0
         for channel in channels:
+            check_name(channel)
             payload = encode(event, channel, data, **extra)
             await self.broker.publish(channel, payload, exclude)
             self.recorder.message(channel, event, payload)

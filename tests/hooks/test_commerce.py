@@ -45,14 +45,14 @@ def test_the_public_summary_has_no_personal_data() -> None:
 
 def test_order_events_go_to_the_three_channels() -> None:
     order = {**ORDER, "id": "1001", "customer_id": "7"}
-    (public, private) = order_broadcasts("order.created", order)
+    public, admin, customer = order_broadcasts("order.created", order)
     assert public[0] == ["orders"] and "email" not in orjson.dumps(public[2]).decode()
-    assert (
-        private[0] == ["private-admin.orders", "private-customer.7"]
-        and private[2]["order"]["email"] == "cy@example.com"
-    )
+    assert admin[0] == ["private-admin.orders"] and admin[2]["order"]["email"] == "cy@example.com"
+    assert customer[0] == ["private-customer.7"] and customer[2] == admin[2]
     anonymous = order_broadcasts("order.created", {**order, "customer_id": None})
-    assert anonymous[1][0] == ["private-admin.orders"]
+    assert [channels for channels, _, _ in anonymous] == [["orders"], ["private-admin.orders"]]
+    unfit = order_broadcasts("order.created", {**order, "customer_id": "c 7"})
+    assert [channels for channels, _, _ in unfit] == [["orders"], ["private-admin.orders"]]
 
 
 @pytest.fixture

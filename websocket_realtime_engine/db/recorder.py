@@ -17,11 +17,18 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from websocket_realtime_engine.db import models
 
 log = logging.getLogger("realtime.recorder")
+
+
+def _is_outage(exc: DBAPIError) -> bool:
+    """Whether the database could not be reached or used (retry later), as opposed to refusing data."""
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
 
 Record = tuple[str, datetime, tuple[Any, ...]]
 
@@ -82,6 +89,7 @@ class DatabaseRecorder:
         self.backlog: deque[Record] = deque()
         self.written = 0
         self.dropped = 0
+        self.rejected = 0
         self.failures = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -107,6 +115,7 @@ class DatabaseRecorder:
 
     def stats(self) -> dict[str, int]:
         return {
+            "rejected": self.rejected,
             "backlog": len(self.backlog),
             "written": self.written,
             "dropped": self.dropped,
@@ -147,16 +156,19 @@ class DatabaseRecorder:
     # -- writing -----------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        delay = self.interval
+        delay = 0.0  # the back-off after a failure; 0 while the database answers
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+            if delay:
+                await asyncio.sleep(delay)  # a full backlog must not cut the back-off short
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.interval)
             self._wakeup.clear()
             try:
                 while self.backlog:
                     await self._write_batch()
                 await self._heartbeat()
-                delay = self.interval
+                delay = 0.0
             except Exception as exc:  # noqa: BLE001 - the database is unreachable or refused: retry
                 self.failures += 1
                 delay = min(max(delay * 2, 0.1), self.retry_max_delay)
@@ -177,11 +189,34 @@ class DatabaseRecorder:
 
     async def _write_batch(self) -> None:
         batch = [self.backlog[i] for i in range(min(self.batch_size, len(self.backlog)))]
-        async with self.engine.begin() as conn:
-            await self._write(conn, batch)
+        try:
+            async with self.engine.begin() as conn:
+                await self._write(conn, batch)
+            self.written += len(batch)
+        except DBAPIError as exc:
+            if _is_outage(exc):
+                raise
+            # The database refused the data itself (a NUL in a text column, a duplicate left by a
+            # retried commit): write the records one by one and drop only those it refuses, so
+            # one bad record cannot stop the durable record.
+            await self._write_one_by_one(len(batch))
+            return
         for _ in batch:  # only now, after the commit, are they gone from the backlog
             self.backlog.popleft()
-        self.written += len(batch)
+
+    async def _write_one_by_one(self, count: int) -> None:
+        for _ in range(count):
+            record = self.backlog[0]
+            try:
+                async with self.engine.begin() as conn:
+                    await self._write(conn, [record])
+                self.written += 1
+            except DBAPIError as exc:
+                if _is_outage(exc):
+                    raise
+                self.rejected += 1
+                log.warning("the database refused a %s record; dropped: %s", record[0], type(exc.orig).__name__)
+            self.backlog.popleft()
 
     async def _write(self, conn: AsyncConnection, batch: list[Record]) -> None:
         opened = [

@@ -8,13 +8,17 @@ Product events go to ``products`` and ``product.{id}``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from shopologic.hookspecs import hookimpl
 from websocket_realtime_engine import client, runtime
+from websocket_realtime_engine.errors import ChannelError
 from websocket_realtime_engine.hooks.state import STATE
+from websocket_realtime_engine.protocol.channels import check_name
 
+log = logging.getLogger("realtime.commerce")
 Broadcast = tuple[list[str], str, dict[str, Any]]
 PUBLIC_ORDER_FIELDS = ("id", "number", "status", "total", "currency", "created_at", "updated_at")
 
@@ -29,11 +33,19 @@ def public_order(order: dict[str, Any]) -> dict[str, Any]:
 def order_broadcasts(event: str, order: dict[str, Any], **extra: Any) -> list[Broadcast]:
     """The public summary to ``orders``; the whole order to admins and to its customer."""
     full = {"order": order, **extra}
-    broadcasts: list[Broadcast] = [(["orders"], event, {"order": public_order(order), **extra})]
-    private = ["private-admin.orders"]
-    if order.get("customer_id"):
-        private.append(f"private-customer.{order['customer_id']}")
-    broadcasts.append((private, event, full))
+    broadcasts: list[Broadcast] = [
+        (["orders"], event, {"order": public_order(order), **extra}),
+        (["private-admin.orders"], event, full),
+    ]
+    customer_id = order.get("customer_id")
+    if customer_id:
+        channel = f"private-customer.{customer_id}"
+        try:  # a separate broadcast: a customer id unfit for a channel name costs the admins nothing
+            broadcasts.append(([check_name(channel)], event, full))
+        except ChannelError:
+            log.warning(
+                "order %s: customer id %r cannot name a channel; not sent to the customer", order["id"], customer_id
+            )
     return broadcasts
 
 

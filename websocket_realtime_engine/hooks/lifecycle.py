@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,7 +12,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from shopologic.hookspecs import hookimpl
-from websocket_realtime_engine import PLUGIN_NAME
+from websocket_realtime_engine import PLUGIN_NAME, runtime
 from websocket_realtime_engine.db.credentials import ensure_default_app, stored_credentials
 from websocket_realtime_engine.db.models import TABLE_PREFIX
 from websocket_realtime_engine.hooks.state import STATE
@@ -60,10 +62,21 @@ def plugin_deactivated(plugin_name: str, platform: Platform) -> None:
 
 
 def _event_handler(platform: Platform) -> Any:
+    """Engine events to the ``realtime_*`` hooks (in the dispatcher's worker thread).
+
+    An async implementation's coroutine runs on the engine's event loop; the worker waits for it
+    (a minute at most), so events stay in order and the loop is never blocked.
+    """
     hook = platform.hook
 
     def handle(name: str, payload: dict[str, Any]) -> None:
-        getattr(hook, f"realtime_{name}")(**payload)
+        for result in getattr(hook, f"realtime_{name}")(**payload):
+            if inspect.iscoroutine(result):
+                local = runtime.local_node()
+                if local is None:  # the engine stopped meanwhile
+                    result.close()
+                    continue
+                asyncio.run_coroutine_threadsafe(result, local[1]).result(timeout=60)
 
     return handle
 

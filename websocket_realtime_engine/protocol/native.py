@@ -168,7 +168,10 @@ def encode(
     if data is not None:
         frame["data"] = data
     frame.update(extra)
-    return orjson.dumps(frame)
+    try:
+        return orjson.dumps(frame)
+    except orjson.JSONEncodeError as exc:  # e.g. nesting deeper than orjson writes (254)
+        raise ProtocolError(f"data cannot be sent as JSON: {exc}") from None
 
 
 def error_frame(error: RealtimeError, request_id: RequestId = None, channel: str | None = None) -> bytes:

@@ -43,7 +43,10 @@ BUCKETS_KEY = web.AppKey("realtime.authenticate_buckets", dict)
 async def _body(request: web.Request) -> Any:
     """JSON, or Pusher's form body (``socket_id``, ``channel_name``, ``channel_data``)."""
     if request.content_type == "application/x-www-form-urlencoded":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (UnicodeDecodeError, LookupError, ValueError):
+            raise ApiError(400, "invalid_request", "the form body is not valid UTF-8 form data") from None
         renamed = {"socket_id": "connection_id", "channel_name": "channel"}
         return {renamed.get(key, key): value for key, value in form.items() if isinstance(value, str)}
     return await read_json(request)

@@ -61,9 +61,9 @@ def has_api_key(request: web.Request) -> bool:
     """Whether the request carries ``Authorization: Bearer <api key>``; constant-time."""
     expected = node_of(request).settings.api_key
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return (
-        bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
-    )
+    # aiohttp keeps undecodable header bytes as surrogates: encode them back, never raise
+    given = token.strip().encode("utf-8", "surrogateescape")
+    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode())
 
 
 @web.middleware
@@ -79,6 +79,8 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response(exc.status, exc.code, exc.message)
     except errors.UnavailableError as exc:
         return error_response(503, "unavailable", exc.message)
+    except (errors.ProtocolError, errors.ChannelError) as exc:
+        return error_response(400, "invalid_request", exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

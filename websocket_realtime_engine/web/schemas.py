@@ -9,7 +9,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from websocket_realtime_engine.errors import ChannelError
 from websocket_realtime_engine.protocol.channels import check_name
 
-CONNECTION_ID = validate.Regexp(r"^\d{1,20}\.\d{1,20}$", error="must be a connection id like 123.456")
+# \Z, not $: "$" also matches before a trailing newline
+CONNECTION_ID = validate.Regexp(r"^\d{1,20}\.\d{1,20}\Z", error="must be a connection id like 123.456")
 
 
 class ChannelName(fields.String):

@@ -44,6 +44,8 @@ async def _reply(node: Node, connection: Connection, request: native.Request) ->
 
 async def handle_text(node: Node, connection: Connection, text: str) -> None:
     """One text frame in; a reply or an error frame queued out. Never raises."""
+    if connection.closing:  # being closed (evicted, disconnected): what it still sends is ignored
+        return
     if not connection.frame_bucket.take():
         limit = node.settings.client_frames_per_second
         node.send(connection, native.error_frame(errors.RateLimitError(f"more than {limit:g} frames per second")))
