@@ -138,8 +138,8 @@ class Platform:
         manifest = self.manifest(name)
         if name in self.active:
             return False
-        self._register(manifest)
         try:
+            self._register(manifest)
             self.check_pending()
             await await_all(self._only(name).platform_loaded(platform=self))
             for source in self._migration_sources([name]):

@@ -74,6 +74,7 @@ class Settings:
     db_flush_interval: float = 0.5
     db_backlog_limit: int = 100_000
     db_retry_max_delay: float = 5.0
+    db_backlog_max_bytes: int = 64 * 1024 * 1024
     # hooks out of the engine
     hook_queue_limit: int = 10_000
 
@@ -167,10 +168,24 @@ def _check(settings: Settings) -> None:
         "write_buffer_limit",
         "rest_max_body_bytes",
         "db_batch_size",
+        "close_timeout",
+        "db_flush_interval",
+        "db_retry_max_delay",
+        "db_backlog_limit",
+        "db_backlog_max_bytes",
+        "hook_queue_limit",
+        "client_messages_per_second",
+        "client_frames_per_second",
+        "max_user_info_bytes",
+        "max_user_id_length",
+        "max_event_name_length",
+        "max_broadcast_channels",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"REALTIME_{name.upper()}: must be greater than 0")
+    if not 0 < len(settings.node_id) <= 128:
+        raise SettingsError("REALTIME_NODE_ID: must be 1 to 128 characters")
     if settings.app_id and not settings.app_id.isdigit():
         raise SettingsError("REALTIME_APP_ID: must be digits")
     unknown_types = set(settings.client_message_types) - {"public", "private", "presence"}

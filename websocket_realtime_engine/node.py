@@ -84,6 +84,9 @@ class Node:
     async def stop(self, code: int = errors.CLOSE_SERVICE_RESTART) -> None:
         """Stop accepting, close every client with ``code`` (reconnect elsewhere), stop backends."""
         await self.close_all(code)
+        for task in list(self._tasks):  # evictions still closing
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.events.stop()
         await self.broker.stop()
         await self.recorder.node_stopped(self.settings.node_id)
@@ -106,7 +109,9 @@ class Node:
 
     def open_connection(self, transport: asyncio.Transport, closer: Closer, remote: str = "") -> Connection:
         """Register a new client; raises LimitError when the node is full or shutting down."""
-        if not self.accepting or len(self.connections) >= self.settings.max_connections:
+        if not self.accepting:
+            raise errors.LimitError("the node is shutting down", code=errors.CLOSE_SERVICE_RESTART)
+        if len(self.connections) >= self.settings.max_connections:
             raise errors.LimitError("the node is at its connection limit", code=errors.CLOSE_OVER_CAPACITY)
         connection = Connection(
             self.new_connection_id(),

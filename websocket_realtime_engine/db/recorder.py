@@ -78,8 +78,10 @@ class DatabaseRecorder:
         backlog_limit: int = 100_000,
         channel_type: Callable[[str], str] = lambda name: "public",
         retry_max_delay: float = 5.0,
+        backlog_max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.retry_max_delay = retry_max_delay
+        self.backlog_max_bytes = backlog_max_bytes
         self.engine = engine
         self.channel_type = channel_type
         self.node_id = node_id
@@ -88,6 +90,7 @@ class DatabaseRecorder:
         self.backlog_limit = backlog_limit
         self.backlog: deque[Record] = deque()
         self.written = 0
+        self.backlog_bytes = 0  # payload bytes held, bounded by backlog_max_bytes
         self.dropped = 0
         self.rejected = 0
         self.failures = 0
@@ -96,10 +99,11 @@ class DatabaseRecorder:
 
     # -- recording (no I/O) ------------------------------------------------------------------------
 
-    def _add(self, kind: str, *values: Any) -> None:
-        if len(self.backlog) >= self.backlog_limit:
+    def _add(self, kind: str, *values: Any, size: int = 0) -> None:
+        if len(self.backlog) >= self.backlog_limit or self.backlog_bytes + size > self.backlog_max_bytes:
             self.dropped += 1
             return
+        self.backlog_bytes += size
         self.backlog.append((kind, datetime.now(UTC), values))
         if len(self.backlog) >= self.batch_size:
             self._wakeup.set()
@@ -111,7 +115,7 @@ class DatabaseRecorder:
         self._add("close", connection_id)
 
     def message(self, channel: str, event: str, payload: bytes) -> None:
-        self._add("message", channel, event[:200], payload)
+        self._add("message", channel, event[:200], payload, size=len(payload))
 
     def stats(self) -> dict[str, int]:
         return {
@@ -202,7 +206,12 @@ class DatabaseRecorder:
             await self._write_one_by_one(len(batch))
             return
         for _ in batch:  # only now, after the commit, are they gone from the backlog
-            self.backlog.popleft()
+            self._pop()
+
+    def _pop(self) -> None:
+        kind, _, values = self.backlog.popleft()
+        if kind == "message":
+            self.backlog_bytes -= len(values[2])
 
     async def _write_one_by_one(self, count: int) -> None:
         for _ in range(count):
@@ -216,7 +225,7 @@ class DatabaseRecorder:
                     raise
                 self.rejected += 1
                 log.warning("the database refused a %s record; dropped: %s", record[0], type(exc.orig).__name__)
-            self.backlog.popleft()
+            self._pop()
 
     async def _write(self, conn: AsyncConnection, batch: list[Record]) -> None:
         opened = [

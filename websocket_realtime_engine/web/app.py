@@ -21,7 +21,7 @@ from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.db.credentials import resolve_credentials
 from websocket_realtime_engine.db.recorder import DatabaseRecorder
 from websocket_realtime_engine.dispatch import EventHandler
-from websocket_realtime_engine.node import Node
+from websocket_realtime_engine.node import Node, policy_from
 from websocket_realtime_engine.presence.memory import MemoryPresence
 from websocket_realtime_engine.web import authenticate, rest
 from websocket_realtime_engine.web.schemas import BroadcastSchema
@@ -36,16 +36,16 @@ def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler:
     """A node on the embedded broker and presence store (Redis comes with the cluster)."""
     recorder = None
     if db_engine is not None:
-        from websocket_realtime_engine.node import policy_from
-
+        policy = policy_from(settings)
         recorder = DatabaseRecorder(
             db_engine,
             settings.node_id,
             settings.db_batch_size,
             settings.db_flush_interval,
             settings.db_backlog_limit,
-            lambda name: policy_from(settings).type_of(name).value,
+            lambda name: policy.type_of(name).value,
             settings.db_retry_max_delay,
+            settings.db_backlog_max_bytes,
         )
     return Node(settings, MemoryBroker(), MemoryPresence(), recorder, event_handler)
 

@@ -130,7 +130,7 @@ async def broadcast(request: web.Request) -> web.Response:
     """``POST /api/v1/broadcast``"""
     node = node_of(request)
     body = load_body(request.app[BROADCAST_SCHEMA_KEY], await read_json(request))
-    channels = body.get("channels") or [body["channel"]]
+    channels = list(dict.fromkeys(body.get("channels") or [body["channel"]]))  # each channel once
     await node.publish(channels, body["event"], body["data"], body["excluded_connection"])
     return ok({"published": {"channels": channels, "event": body["event"]}})
 
