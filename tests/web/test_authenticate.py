@@ -170,3 +170,13 @@ async def test_a_named_user_must_be_an_object_with_an_id(engine: Engine) -> None
             json={"connection_id": client.connection_id, "channel": "private-a", "user": user},
         )
         assert status == 400 and body["error"]["code"] == "invalid_request", (user, body)
+
+
+async def test_a_named_user_is_the_presence_member_the_backend_gets_signed(engine_factory: EngineFactory) -> None:
+    engine = await session_engine(engine_factory)
+    client = await engine.connect()
+    body = {"connection_id": client.connection_id, "channel": "presence-admin", "user": {"id": "1", "role": "admin"}}
+    status, answer = await engine.api("POST", "/api/v1/authenticate", json=body)
+    assert status == 200 and orjson.loads(answer["channel_data"]) == {"user_id": "1", "user_info": {}}
+    status, answer = await engine.api("POST", "/api/v1/authenticate", json={**body, "channel_data": '{"user_id":"2"}'})
+    assert status == 403

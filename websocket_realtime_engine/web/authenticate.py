@@ -81,7 +81,8 @@ async def authenticate(request: web.Request) -> web.Response:
         raise ApiError(403, "forbidden", f"not allowed to join {channel}")
     channel_data = None
     if kind is ChannelType.PRESENCE:
-        channel_data = data["channel_data"] if trusted else _member_data(user, data["channel_data"])
+        # a vouched-for channel_data, unless a user was named: then the member is that user
+        channel_data = data["channel_data"] if user is None else _member_data(user, data["channel_data"])
         if channel_data is None:
             raise ApiError(400, "invalid_request", "channel_data: required for a presence channel")
     settings = node.settings
