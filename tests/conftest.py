@@ -199,3 +199,49 @@ def scoped_env(platform_env: dict[str, str]) -> Iterator[dict[str, str]]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+# -- raw sockets and PostgreSQL schemas ------------------------------------------------------------
+
+
+async def raw_websocket(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A bare TCP client that has sent the WebSocket handshake for /socket (it reads only when told)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        f"GET /socket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    return reader, writer
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """A client text frame (masked with a zero key, as RFC 6455 allows) of up to 65535 bytes."""
+    if len(payload) < 126:
+        return bytes((0x81, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+    return bytes((0x81, 0x80 | 126)) + len(payload).to_bytes(2, "big") + b"\0\0\0\0" + payload
+
+
+@pytest.fixture
+async def postgres_schema() -> AsyncIterator[str]:
+    """A fresh schema in the test PostgreSQL holding the realtime tables; dropped afterwards."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from websocket_realtime_engine.db import models
+
+    schema = f"t_{free_port()}_{os.getpid()}"
+    url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://")
+    admin = create_async_engine(url)
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(text(f"create schema {schema}"))
+    except OSError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} does not answer ({exc}); `make services` starts it")
+    scoped = create_async_engine(url, connect_args={"server_settings": {"search_path": schema}})
+    async with scoped.begin() as conn:
+        await conn.run_sync(models.Base.metadata.create_all)
+    await scoped.dispose()
+    yield schema
+    async with admin.begin() as conn:
+        await conn.execute(text(f"drop schema {schema} cascade"))
+    await admin.dispose()

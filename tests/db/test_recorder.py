@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import POSTGRES_URL, EngineFactory, free_port, make_settings
@@ -95,27 +93,6 @@ class Switch:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-@pytest.fixture
-async def postgres_schema() -> AsyncIterator[str]:
-    """A fresh schema in the test database with the realtime tables; dropped afterwards."""
-    schema = f"rec_{free_port()}"
-    url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://")
-    admin = create_async_engine(url)
-    try:
-        async with admin.begin() as conn:
-            await conn.execute(text(f"create schema {schema}"))
-    except OSError as exc:
-        pytest.fail(f"PostgreSQL at {POSTGRES_URL} does not answer ({exc}); `make services` starts it")
-    scoped = create_async_engine(url, connect_args={"server_settings": {"search_path": schema}})
-    async with scoped.begin() as conn:
-        await conn.run_sync(models.Base.metadata.create_all)
-    await scoped.dispose()
-    yield schema
-    async with admin.begin() as conn:
-        await conn.execute(text(f"drop schema {schema} cascade"))
-    await admin.dispose()
 
 
 async def test_an_unreachable_database_delays_no_delivery_and_the_backlog_is_written_later(

@@ -8,7 +8,7 @@ import threading
 
 from websockets.sync.client import connect
 
-from tests.conftest import Engine, EngineFactory, make_settings
+from tests.conftest import Engine, EngineFactory, make_settings, masked_text_frame, raw_websocket
 
 MESSAGES = 2000
 
@@ -29,13 +29,9 @@ async def test_a_slow_consumer_is_closed_and_the_others_get_everything(engine_fa
     engine: Engine = await engine_factory(make_settings(write_buffer_limit=256 * 1024))
     host, port = engine.server.host, engine.server.port
     # A raw client that completes the handshake, subscribes, then never reads again.
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(
-        f"GET /socket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    reader, writer = await raw_websocket(host, port)
     payload = b'{"event":"subscribe","channel":"flood"}'
-    writer.write(bytes((0x81, 0x80 | len(payload))) + b"\0\0\0\0" + payload)  # masked with a zero key
+    writer.write(masked_text_frame(payload))
     await writer.drain()
     ready, result = threading.Event(), {"received": 0}
     fast = threading.Thread(target=read_all, args=(f"ws://{host}:{port}/socket", ready, result), daemon=True)
@@ -59,11 +55,7 @@ async def test_a_slow_presence_member_is_removed_for_the_others(engine_factory: 
     data = '{"user_id":"watcher"}'
     await watcher.subscribe("presence-room", auth=watcher.auth("presence-room", data), channel_data=data)
     host, port = engine.server.host, engine.server.port
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(
-        f"GET /socket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    reader, writer = await raw_websocket(host, port)
     await reader.readuntil(b"\r\n\r\n")
     header = await reader.readexactly(2)
     hello = json.loads(await reader.readexactly(header[1]))
@@ -76,7 +68,7 @@ async def test_a_slow_presence_member_is_removed_for_the_others(engine_factory: 
     payload = json.dumps(
         {"event": "subscribe", "channel": "presence-room", "auth": signature, "channel_data": member}
     ).encode()
-    writer.write(bytes((0x81, 0x80 | 126)) + len(payload).to_bytes(2, "big") + b"\0\0\0\0" + payload)
+    writer.write(masked_text_frame(payload))
     await writer.drain()
     assert (await watcher.expect("member_added"))["data"]["user_id"] == "sleepy"
     frames: list[dict] = []

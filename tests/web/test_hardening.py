@@ -23,7 +23,17 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shopologic import defaults
-from tests.conftest import CREDENTIALS, POSTGRES_URL, ROOT, Client, Engine, EngineFactory, free_port, make_settings
+from tests.conftest import (
+    CREDENTIALS,
+    POSTGRES_URL,
+    ROOT,
+    Client,
+    Engine,
+    EngineFactory,
+    make_settings,
+    masked_text_frame,
+    raw_websocket,
+)
 from websocket_realtime_engine.db import models
 from websocket_realtime_engine.protocol import auth
 from websocket_realtime_engine.web.authenticate import HostAccess
@@ -215,11 +225,7 @@ async def test_an_evicted_slow_consumer_cannot_rejoin_while_it_is_being_closed(e
     watcher = await engine.connect()
     await join(watcher, "presence-room", "watcher")
     host, port = engine.server.host, engine.server.port
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(
-        f"GET /socket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    reader, writer = await raw_websocket(host, port)
     await reader.readuntil(b"\r\n\r\n")
     header = await reader.readexactly(2)
     connection_id = json.loads(await reader.readexactly(header[1]))["data"]["connection_id"]
@@ -231,10 +237,7 @@ async def test_an_evicted_slow_consumer_cannot_rejoin_while_it_is_being_closed(e
         {"event": "subscribe", "channel": "presence-room", "auth": signature, "channel_data": member}
     )
 
-    def frame(data: bytes) -> bytes:
-        return bytes((0x81, 0x80 | 126)) + len(data).to_bytes(2, "big") + b"\0\0\0\0" + data
-
-    writer.write(frame(payload))
+    writer.write(masked_text_frame(payload))
     await writer.drain()
     assert (await watcher.expect("member_added"))["data"]["user_id"] == "sleepy"
     events: list[dict[str, Any]] = []
@@ -252,7 +255,7 @@ async def test_an_evicted_slow_consumer_cannot_rejoin_while_it_is_being_closed(e
     assert await wait_until(lambda: any(e["event"] == "member_removed" for e in events), 5)
     assert engine.node.slow_consumers == 1
     # Evicted; the server's close is still waiting for it. It sends the same subscribe again.
-    writer.write(frame(payload))
+    writer.write(masked_text_frame(payload))
     await writer.drain()
     await asyncio.sleep(1.0)
     watching.cancel()
@@ -375,24 +378,12 @@ async def test_the_recorder_backs_off_while_the_database_refuses_writes(
 
 
 @pytest.fixture
-async def postgres_db() -> AsyncIterator[AsyncEngine]:
+async def postgres_db(postgres_schema: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a fresh schema of the test PostgreSQL with the realtime tables."""
-    schema = f"review_{free_port()}"
     url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://")
-    admin = create_async_engine(url)
-    try:
-        async with admin.begin() as conn:
-            await conn.execute(text(f"create schema {schema}"))
-    except OSError as exc:
-        pytest.fail(f"PostgreSQL at {POSTGRES_URL} does not answer ({exc}); `make services` starts it")
-    scoped = create_async_engine(url, connect_args={"server_settings": {"search_path": schema}})
-    async with scoped.begin() as conn:
-        await conn.run_sync(models.Base.metadata.create_all)
+    scoped = create_async_engine(url, connect_args={"server_settings": {"search_path": postgres_schema}})
     yield scoped
     await scoped.dispose()
-    async with admin.begin() as conn:
-        await conn.execute(text(f"drop schema {schema} cascade"))
-    await admin.dispose()
 
 
 # Regression: db/recorder.py:326-332 a batch is all or nothing and is retried as it is forever. One

@@ -10,7 +10,7 @@ import orjson
 import pytest
 import websockets
 
-from tests.conftest import CREDENTIALS, Engine, EngineFactory, make_settings
+from tests.conftest import CREDENTIALS, Engine, EngineFactory, make_settings, raw_websocket
 from websocket_realtime_engine.protocol import auth
 
 
@@ -181,11 +181,7 @@ async def test_unresponsive_connections_are_closed_by_the_heartbeat(engine_facto
     # the websockets client answers pings from its own background task, as a browser does
     lively = await websockets.connect(f"ws://{host}:{port}/socket")
     await lively.recv()
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(
-        f"GET /socket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    reader, writer = await raw_websocket(host, port)
     assert b"101" in await reader.readline()
 
     # never answer: read until the server gives up on us
