@@ -69,6 +69,7 @@ class Settings:
     rest_max_body_bytes: int = 1024 * 1024
     max_broadcast_channels: int = 100
     engine_url: str = ""
+    trusted_proxies: tuple[str, ...] = ()
     # durable record (write-behind)
     db_batch_size: int = 500
     db_flush_interval: float = 0.5
@@ -76,7 +77,7 @@ class Settings:
     db_retry_max_delay: float = 5.0
     db_backlog_max_bytes: int = 64 * 1024 * 1024
     # hooks out of the engine
-    hook_queue_limit: int = 10_000
+    hook_queue_limit: int = 1_000
 
     @property
     def public_url(self) -> str:

@@ -1,76 +1,76 @@
 """Engine events out to plugins, off the delivery path.
 
-The node calls :meth:`EventDispatcher.emit`, which only appends to a bounded queue. One worker task
-hands each event to ``handler`` in a worker thread, so a slow or failing plugin never delays
-delivery; when the queue is full, events are dropped and counted.
+The node calls :meth:`EventDispatcher.emit`, which only puts the event on a bounded queue. One
+daemon thread hands each event to ``handler`` in order, so a slow or failing plugin never delays
+delivery, and one that never returns cannot keep the process from exiting. When the queue is full,
+events are dropped and counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 log = logging.getLogger("realtime.dispatch")
 
 EventHandler = Callable[[str, dict[str, Any]], None]
+_STOP: tuple[str, dict[str, Any]] = ("", {})  # the worker's signal to end (no event has an empty name)
 
 
 class EventDispatcher:
-    """A bounded queue of ``(name, payload)`` drained by one worker into ``handler``."""
+    """A bounded queue of ``(name, payload)`` drained by one daemon thread into ``handler``."""
 
     def __init__(self, handler: EventHandler | None, limit: int) -> None:
         self.handler = handler
-        self.limit = limit
         self.dropped = 0
         self.failed = 0
-        self._queue: deque[tuple[str, dict[str, Any]]] = deque()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-hooks")
+        self._queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(maxsize=limit)
+        self._thread: threading.Thread | None = None
 
     def emit(self, name: str, **payload: Any) -> None:
         """Queue one event; never blocks, never raises."""
         if self.handler is None:
             return
-        if len(self._queue) >= self.limit:
+        try:
+            self._queue.put_nowait((name, payload))
+        except queue.Full:
             self.dropped += 1
-            return
-        self._queue.append((name, payload))
-        self._wakeup.set()
 
     def start(self) -> None:
-        if self.handler is not None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="realtime-hooks")
+        if self.handler is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="realtime-hooks", daemon=True)
+            self._thread.start()
 
-    async def stop(self) -> None:
-        """Deliver what is queued (a few seconds at most), then stop the worker."""
-        if self._task is not None:
-            self._wakeup.set()
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (``timeout`` seconds at most), then stop the worker."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+
+        def finish() -> None:
             try:
-                await asyncio.wait_for(self._drain(), timeout=5)
-            except TimeoutError:
-                log.warning("hook events left undelivered at shutdown: %d", len(self._queue))
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+                self._queue.put(_STOP, timeout=timeout)
+            except queue.Full:
+                return
+            thread.join(timeout)
 
-    async def _drain(self) -> None:
-        while self._queue:
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(finish)
+        if thread.is_alive():
+            log.warning("a plugin is still handling engine events at shutdown; left behind: %d", self._queue.qsize())
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _run(self) -> None:
+        handler = self.handler
+        assert handler is not None
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                name, payload = self._queue.popleft()
-                try:
-                    await loop.run_in_executor(self._executor, self.handler, name, payload)  # type: ignore[arg-type]
-                except Exception:
-                    self.failed += 1
-                    log.exception("a plugin failed on engine event %s", name)
+            name, payload = self._queue.get()
+            if name == "":
+                return
+            try:
+                handler(name, payload)
+            except Exception:
+                self.failed += 1
+                log.exception("a plugin failed on engine event %s", name)

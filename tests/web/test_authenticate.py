@@ -180,3 +180,23 @@ async def test_a_named_user_is_the_presence_member_the_backend_gets_signed(engin
     assert status == 200 and orjson.loads(answer["channel_data"]) == {"user_id": "1", "user_info": {}}
     status, answer = await engine.api("POST", "/api/v1/authenticate", json={**body, "channel_data": '{"user_id":"2"}'})
     assert status == 403
+
+
+async def test_behind_a_trusted_proxy_each_visitor_has_its_own_rate_limit(engine_factory: EngineFactory) -> None:
+    from tests.conftest import make_settings
+
+    access = HostAccess(identify=identify, authorize=authorize, requests_per_second=1.0)
+    engine = await engine_factory(make_settings(trusted_proxies=("127.0.0.1",)), access=access)
+    client = await engine.connect()
+    body = {"connection_id": client.connection_id, "channel": "private-customer.7"}
+
+    async def ask(visitor: str) -> int:
+        headers = {"Cookie": "session=cust-7", "X-Forwarded-For": f"{visitor}, 127.0.0.1"}
+        status, _ = await engine.api("POST", "/api/v1/authenticate", headers=headers, json=body)
+        return status
+
+    first = [await ask("203.0.113.1") for _ in range(4)]
+    assert 429 in first  # one visitor is limited...
+    assert await ask("203.0.113.2") == 200  # ...the next one behind the same proxy is not
+    status, answer = await engine.api("GET", "/api/v1/connections")
+    assert answer["connections"][0]["id"] == client.connection_id

@@ -18,7 +18,7 @@ from aiohttp import web
 from websocket_realtime_engine.protocol import auth
 from websocket_realtime_engine.protocol.channels import ChannelType
 from websocket_realtime_engine.ratelimit import TokenBucket
-from websocket_realtime_engine.web.rest import ApiError, has_api_key, load_body, node_of, ok, read_json
+from websocket_realtime_engine.web.rest import ApiError, client_address, has_api_key, load_body, node_of, ok, read_json
 from websocket_realtime_engine.web.schemas import AuthenticateSchema, UserAuthenticateSchema
 
 User = dict[str, Any]
@@ -55,7 +55,7 @@ async def _body(request: web.Request) -> Any:
 def _session_user(request: web.Request) -> User:
     access = request.app[HOST_ACCESS_KEY]
     buckets: dict[str, TokenBucket] = request.app[BUCKETS_KEY]
-    client = request.remote or ""
+    client = client_address(request)
     if len(buckets) > MAX_TRACKED_CLIENTS:
         buckets.clear()
     bucket = buckets.setdefault(client, TokenBucket(access.requests_per_second, access.requests_per_second * 2))

@@ -57,6 +57,20 @@ def node_of(request: web.Request) -> Node:
     return request.app[NODE_KEY]
 
 
+def client_address(request: web.Request) -> str:
+    """The client's address: behind a trusted proxy (``REALTIME_TRUSTED_PROXIES``), the rightmost
+    ``X-Forwarded-For`` hop that is not itself a trusted proxy; otherwise the peer address."""
+    remote = request.remote or ""
+    trusted = node_of(request).settings.trusted_proxies
+    if remote not in trusted:
+        return remote
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:64]
+    return remote
+
+
 def has_api_key(request: web.Request) -> bool:
     """Whether the request carries ``Authorization: Bearer <api key>``; constant-time."""
     expected = node_of(request).settings.api_key

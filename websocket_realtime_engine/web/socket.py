@@ -13,6 +13,7 @@ from websocket_realtime_engine.connection import Connection
 from websocket_realtime_engine.node import Node
 from websocket_realtime_engine.protocol import native
 from websocket_realtime_engine.protocol.channels import ChannelType
+from websocket_realtime_engine.web.rest import client_address
 
 log = logging.getLogger("realtime.socket")
 
@@ -93,7 +94,7 @@ async def socket_handler(request: web.Request) -> web.WebSocketResponse:
 
     transport: Any = request.transport
     try:
-        connection = node.open_connection(transport, closer, request.remote or "")
+        connection = node.open_connection(transport, closer, client_address(request))
     except errors.LimitError as exc:
         await ws.close(code=exc.code, message=exc.message.encode())
         return ws
