@@ -201,6 +201,7 @@ class Node:
         connection.user_id = member["user_id"]
         connection.user_info = member["user_info"]
         self.users.setdefault(member["user_id"], set()).add(connection)
+        self.recorder.signed_in(connection.id, member["user_id"])
         return member
 
     def _parse_member(self, text: str, id_key: str, what: str) -> Member:
@@ -317,6 +318,7 @@ class Node:
             raise errors.LimitError(f"{channel} has {limit} members, the most allowed")
         first = await self.presence.join(channel, connection.id, user_id, member["user_info"])
         connection.presence[channel] = user_id
+        self.recorder.presence_joined(channel, connection.id, user_id, member["user_info"])
         if first:
             await self.broker.publish(channel, encode("member_added", channel, member), connection.id)
             self.events.emit("member_added", channel=channel, user_id=user_id, user_info=member["user_info"])
@@ -332,6 +334,7 @@ class Node:
             await self.broker.unsubscribe(channel)
             self.events.emit("channel_vacated", channel=channel)
         if connection.presence.pop(channel, None) is not None:
+            self.recorder.presence_left(channel, connection.id)
             user_id = await self.presence.leave(channel, connection.id)
             if user_id is not None:
                 await self.broker.publish(channel, encode("member_removed", channel, {"user_id": user_id}))

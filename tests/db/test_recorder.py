@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import POSTGRES_URL, EngineFactory, free_port, make_settings
+from tests.web.test_presence import signin
 from websocket_realtime_engine.db import models
 from websocket_realtime_engine.db.recorder import DatabaseRecorder
 from websocket_realtime_engine.node import Node
@@ -33,15 +34,21 @@ async def test_messages_connections_and_the_node_are_recorded(tmp_path: Path, en
     settings = make_settings(db_flush_interval=0.05)
     engine = await engine_factory(settings, db_engine=db)
     client = await engine.connect()
+    await signin(client, "ada")
     await client.subscribe("orders")
     for number in range(5):
         await engine.node.publish(["orders"], "order.created", {"n": number})
+    data = '{"user_id":"ada","user_info":{"name":"Ada"}}'
+    await client.subscribe("presence-admin", auth=client.auth("presence-admin", data), channel_data=data)
     await client.ws.close()
     await asyncio.sleep(0.3)
     assert await count(db, models.Message) == 5
     async with db.connect() as conn:
         row = (await conn.execute(select(models.Connection))).one()
-        assert row.id == client.connection_id and row.closed_at is not None
+        assert row.id == client.connection_id and row.closed_at is not None and row.user_id == "ada"
+        member = (await conn.execute(select(models.Presence))).one()
+        assert (member.channel, member.user_id, member.connection_id) == ("presence-admin", "ada", client.connection_id)
+        assert member.user_info == {"name": "Ada"} and member.left_at is not None
         channel = (await conn.execute(select(models.Channel))).one()
         assert channel.name == "orders" and channel.type == "public"
         node = (await conn.execute(select(models.ServerNode))).one()

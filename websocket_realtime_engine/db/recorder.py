@@ -38,6 +38,9 @@ class Recorder(Protocol):
 
     def connection_opened(self, connection_id: str, node_id: str, remote: str) -> None: ...
     def connection_closed(self, connection_id: str) -> None: ...
+    def signed_in(self, connection_id: str, user_id: str) -> None: ...
+    def presence_joined(self, channel: str, connection_id: str, user_id: str, user_info: Any) -> None: ...
+    def presence_left(self, channel: str, connection_id: str) -> None: ...
     def message(self, channel: str, event: str, payload: bytes) -> None: ...
     async def node_started(self, node_id: str, host: str, port: int) -> None: ...
     async def node_stopped(self, node_id: str) -> None: ...
@@ -51,6 +54,15 @@ class NullRecorder:
         pass
 
     def connection_closed(self, connection_id: str) -> None:
+        pass
+
+    def signed_in(self, connection_id: str, user_id: str) -> None:
+        pass
+
+    def presence_joined(self, channel: str, connection_id: str, user_id: str, user_info: Any) -> None:
+        pass
+
+    def presence_left(self, channel: str, connection_id: str) -> None:
         pass
 
     def message(self, channel: str, event: str, payload: bytes) -> None:
@@ -113,6 +125,15 @@ class DatabaseRecorder:
 
     def connection_closed(self, connection_id: str) -> None:
         self._add("close", connection_id)
+
+    def signed_in(self, connection_id: str, user_id: str) -> None:
+        self._add("signin", connection_id, user_id)
+
+    def presence_joined(self, channel: str, connection_id: str, user_id: str, user_info: Any) -> None:
+        self._add("join", channel, connection_id, user_id, user_info)
+
+    def presence_left(self, channel: str, connection_id: str) -> None:
+        self._add("leave", channel, connection_id)
 
     def message(self, channel: str, event: str, payload: bytes) -> None:
         self._add("message", channel, event[:200], payload, size=len(payload))
@@ -233,11 +254,38 @@ class DatabaseRecorder:
         ]
         if opened:
             await conn.execute(insert(models.Connection), opened)
+        by_kind: dict[str, list[tuple[datetime, tuple[Any, ...]]]] = {}
         for kind, at, values in batch:
-            if kind == "close":
-                await conn.execute(
-                    update(models.Connection).where(models.Connection.id == values[0]).values(closed_at=at)
+            by_kind.setdefault(kind, []).append((at, values))
+        connection = models.Connection
+        if signins := by_kind.get("signin"):
+            await conn.execute(
+                update(connection).where(connection.id == bindparam("c")).values(user_id=bindparam("u")),
+                [{"c": v[0], "u": v[1]} for _, v in signins],
+            )
+        presence = models.Presence
+        if joins := by_kind.get("join"):
+            rows = [
+                {"channel": v[0], "connection_id": v[1], "user_id": v[2], "user_info": v[3], "joined_at": at}
+                for at, v in joins
+            ]
+            await conn.execute(insert(presence), rows)
+        if leaves := by_kind.get("leave"):
+            await conn.execute(
+                update(presence)
+                .where(
+                    presence.channel == bindparam("ch"),
+                    presence.connection_id == bindparam("c"),
+                    presence.left_at.is_(None),
                 )
+                .values(left_at=bindparam("at")),
+                [{"ch": v[0], "c": v[1], "at": at} for at, v in leaves],
+            )
+        if closes := by_kind.get("close"):
+            await conn.execute(
+                update(connection).where(connection.id == bindparam("c")).values(closed_at=bindparam("at")),
+                [{"c": v[0], "at": at} for at, v in closes],
+            )
         messages = [
             {"channel": v[0], "event": v[1], "payload": v[2], "node_id": self.node_id, "created_at": at}
             for kind, at, v in batch
