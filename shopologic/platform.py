@@ -12,7 +12,7 @@ import importlib
 import inspect
 import logging
 import sys
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -274,12 +274,3 @@ def _import(manifest: Manifest, module_name: str) -> ModuleType:
         return importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any failure while importing a plugin is the plugin's
         raise PluginError(f"{manifest.path}: hook module {module_name!r} cannot be imported: {exc}") from None
-
-
-def run_sync(awaitable: Awaitable[Any]) -> Any:
-    """Run a coroutine to completion from synchronous code (the CLI)."""
-
-    async def runner() -> Any:
-        return await awaitable
-
-    return asyncio.run(runner())
