@@ -1,28 +1,35 @@
-"""The broker interface every backend implements, and the conformance suite tests."""
+"""The broker interface every backend implements; ``tests/backends`` holds its conformance suite."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Protocol
 
-# handler(channel, JSON payload of the publication frame, connection id to leave out or None)
-DeliveryHandler = Callable[[str, bytes, str | None], None]
+from websocket_realtime_engine.publication import Publication, StreamPosition
+
+DeliveryHandler = Callable[[Publication], None]
 
 
 class Broker(Protocol):
     """Fans publications out to every node with subscribers on the channel."""
 
     async def start(self, handler: DeliveryHandler) -> None:
-        """Begin delivering publications of subscribed channels to ``handler``."""
+        """Begin delivering publications of subscribed channels to ``handler``, in publish order per channel."""
 
     async def stop(self) -> None:
         """Stop delivering and release connections."""
 
-    async def publish(self, channel: str, payload: bytes, exclude: str | None = None) -> None:
-        """Send one publication to every node subscribed to ``channel``; raise when it cannot."""
+    async def publish(self, publication: Publication, history: bool = True) -> StreamPosition:
+        """Send one publication to every node subscribed to its channel; raise when it cannot.
+
+        With ``history`` the publication is appended to the channel's stream in the same atomic
+        step, and delivered carrying the offset and epoch it got there, which are returned.
+        Without it (presence changes) it is delivered with offset 0 and ``StreamPosition(0, "")``
+        is returned.
+        """
 
     async def subscribe(self, channel: str) -> None:
-        """This node now has local subscribers on ``channel``."""
+        """This node now has local subscribers on ``channel``; returns once deliveries flow."""
 
     async def unsubscribe(self, channel: str) -> None:
         """This node has no local subscribers on ``channel`` any more."""

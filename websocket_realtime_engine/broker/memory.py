@@ -1,17 +1,23 @@
 """In-process broker. With this broker you can only run a single node.
 
-Publications go straight to this node's handler, in order, without copying.
+A publication is appended to the history and handed to this node's handler in one step (nothing
+is awaited in between), so offsets and delivery order agree.
 """
 
 from __future__ import annotations
 
 from websocket_realtime_engine.broker.base import DeliveryHandler
+from websocket_realtime_engine.history.base import History
+from websocket_realtime_engine.publication import Publication, StreamPosition
+
+NO_POSITION = StreamPosition(0, "")
 
 
 class MemoryBroker:
     """Delivers every publication to the one local handler."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: History) -> None:
+        self.history = history
         self._handler: DeliveryHandler | None = None
         self.channels: set[str] = set()
 
@@ -22,9 +28,15 @@ class MemoryBroker:
         self._handler = None
         self.channels.clear()
 
-    async def publish(self, channel: str, payload: bytes, exclude: str | None = None) -> None:
-        if self._handler is not None and channel in self.channels:
-            self._handler(channel, payload, exclude)
+    async def publish(self, publication: Publication, history: bool = True) -> StreamPosition:
+        position = NO_POSITION
+        if history:
+            # The memory history never suspends: append and delivery happen in one step.
+            publication = await self.history.append(publication)
+            position = StreamPosition(publication.offset, publication.epoch)
+        if self._handler is not None and publication.channel in self.channels:
+            self._handler(publication)
+        return position
 
     async def subscribe(self, channel: str) -> None:
         self.channels.add(channel)

@@ -1,0 +1,1 @@
+"""Channel history: a bounded stream per channel, for recovery (``memory`` for one node, ``redis`` for a cluster)."""
