@@ -58,7 +58,12 @@ class Settings:
     client_messages_per_second: float = 10.0
     client_frames_per_second: float = 100.0
     compression: bool = False
-    gc_tuning: bool = True
+    gc_tuning: bool = True  # applied by the standalone node (`websocket start`) only
+    # history and recovery: per channel, the last publications kept for reconnecting clients
+    history_size: int = 100
+    history_ttl: float = 300.0
+    # node registry: how often this node says it is alive; it is thought dead after 3 missed beats
+    node_heartbeat: float = 5.0
     # channels
     presence_patterns: tuple[str, ...] = ("users:*",)
     private_patterns: tuple[str, ...] = ()
@@ -181,10 +186,14 @@ def _check(settings: Settings) -> None:
         "max_user_id_length",
         "max_event_name_length",
         "max_broadcast_channels",
+        "history_ttl",
+        "node_heartbeat",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"REALTIME_{name.upper()}: must be greater than 0")
+    if settings.history_size < 0:
+        raise SettingsError("REALTIME_HISTORY_SIZE: must be 0 (no history) or more")
     if not 0 < len(settings.node_id) <= 128:
         raise SettingsError("REALTIME_NODE_ID: must be 1 to 128 characters")
     if settings.app_id and not settings.app_id.isdigit():

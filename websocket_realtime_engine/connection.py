@@ -1,19 +1,53 @@
-"""One client connection as the engine sees it: identity, subscriptions and its output buffer.
+"""One client connection as the engine sees it: identity, subscriptions, state and its output buffer.
 
-The web layer owns the WebSocket; the engine writes prebuilt frames straight to ``transport``
-through :class:`~websocket_realtime_engine.hub.Hub`, and asks ``closer`` to end the connection.
+The web layer owns the socket. The engine writes bytes straight to ``transport`` through
+:class:`~websocket_realtime_engine.hub.Hub`, encoded by the connection's :class:`Wire` (its dialect
+and framing), and asks ``closer`` to end the connection with a reason the dialect turns into a code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from websocket_realtime_engine.errors import CloseReason
+from websocket_realtime_engine.publication import Publication
 from websocket_realtime_engine.ratelimit import TokenBucket
 
-Closer = Callable[[int, str], Coroutine[Any, Any, None]]
+Closer = Callable[[CloseReason], Coroutine[Any, Any, None]]
+
+
+class Wire:
+    """How one kind of connection writes: its dialect's publication encoding inside its framing.
+
+    One instance per (dialect, framing) per process: the hub encodes each publication once per
+    ``Wire`` present among a channel's subscribers, and compares them by identity.
+    """
+
+    __slots__ = ("name", "encode_publication", "frame")
+
+    def __init__(self, name: str, encode_publication: Callable[[Publication], bytes], frame: Callable[[bytes], bytes]):
+        self.name = name
+        self.encode_publication = encode_publication
+        self.frame = frame
+
+    def publication(self, publication: Publication) -> bytes:
+        """The framed bytes of a publication, as every subscriber of this kind receives it."""
+        return self.frame(self.encode_publication(publication))
+
+    def __repr__(self) -> str:
+        return f"<Wire {self.name}>"
+
+
+class State(enum.Enum):
+    """A connection's life: open, then closing (nothing more is written or handled), then closed."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
 
 
 class Connection:
@@ -23,6 +57,7 @@ class Connection:
         "id",
         "transport",
         "closer",
+        "wire",
         "out",
         "channels",
         "presence",
@@ -30,7 +65,7 @@ class Connection:
         "user_info",
         "connected_at",
         "remote",
-        "closing",
+        "state",
         "message_bucket",
         "frame_bucket",
         "__weakref__",
@@ -41,6 +76,7 @@ class Connection:
         connection_id: str,
         transport: asyncio.Transport,
         closer: Closer,
+        wire: Wire,
         remote: str = "",
         messages_per_second: float = 10.0,
         frames_per_second: float = 100.0,
@@ -48,6 +84,7 @@ class Connection:
         self.id = connection_id
         self.transport = transport
         self.closer = closer
+        self.wire = wire
         # bytearray, not list: not tracked by the cyclic GC (see shared/bench/README.md)
         self.out: bytearray | None = None
         self.channels: set[str] = set()
@@ -56,9 +93,13 @@ class Connection:
         self.user_info: dict[str, Any] | None = None
         self.connected_at = time.time()
         self.remote = remote
-        self.closing = False
+        self.state = State.OPEN
         self.message_bucket = TokenBucket(messages_per_second)
         self.frame_bucket = TokenBucket(frames_per_second, frames_per_second * 2)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is State.OPEN
 
     def is_user(self, user_id: str) -> bool:
         """Whether the connection is this user: signed in as them, or a presence member as them."""
@@ -75,4 +116,4 @@ class Connection:
         }
 
     def __repr__(self) -> str:
-        return f"<Connection {self.id} user={self.user_id!r} channels={len(self.channels)}>"
+        return f"<Connection {self.id} {self.state.value} user={self.user_id!r} channels={len(self.channels)}>"

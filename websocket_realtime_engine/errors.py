@@ -28,19 +28,13 @@ code    name                   when
 4503    unavailable            the broker or presence backend cannot be reached right now
 ======  =====================  ======================================================================
 
-Close codes (the server ends the connection):
-
-======  =========================================================================================
-1009    frame larger than ``REALTIME_MAX_FRAME_BYTES`` (WebSocket "message too big")
-1006    (no close frame) the peer stopped answering WebSocket pings for ``REALTIME_HEARTBEAT`` seconds
-1012    the node is shutting down: reconnect (to another node)
-4009    disconnected through the REST API: do not reconnect without the user's action
-4100    the node is at ``REALTIME_MAX_CONNECTIONS``: reconnect after a back-off
-4101    slow consumer: the write buffer passed ``REALTIME_WRITE_BUFFER_LIMIT``; reconnect and recover
-======  =========================================================================================
+Closing a connection, the engine gives a :class:`CloseReason`; each dialect maps it to its own close
+code (the native dialect's table is in :mod:`websocket_realtime_engine.protocol.native`).
 """
 
 from __future__ import annotations
+
+import enum
 
 
 class RealtimeError(Exception):
@@ -101,10 +95,21 @@ class UnavailableError(RealtimeError):
     name = "unavailable"
 
 
-# Close codes
-CLOSE_NORMAL = 1000
-CLOSE_MESSAGE_TOO_BIG = 1009
-CLOSE_SERVICE_RESTART = 1012
-CLOSE_DISCONNECTED = 4009
-CLOSE_OVER_CAPACITY = 4100
-CLOSE_SLOW_CONSUMER = 4101
+class CloseReason(enum.Enum):
+    """Why the server ends a connection; the dialect turns it into a close code."""
+
+    SHUTDOWN = "server shutting down"  # reconnect, to another node
+    DISCONNECTED = "disconnected by the server"  # through the REST API: do not reconnect by itself
+    OVER_CAPACITY = "the node is at its connection limit"  # reconnect after a back-off
+    SLOW_CONSUMER = "slow consumer"  # fell too far behind: reconnect and recover
+
+
+class ConnectionRefused(RealtimeError):
+    """A new connection is not accepted (the node is full or shutting down)."""
+
+    code = 4020
+    name = "limit_exceeded"
+
+    def __init__(self, reason: CloseReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason

@@ -1,8 +1,11 @@
-"""The engine: local connections, subscriptions, presence, publishing.
+"""The engine: local connections, subscriptions, presence, publishing and recovery.
 
-``Node`` owns a :class:`Hub` (local fan-out) and talks to a broker and a presence store through
-their interfaces, so the same code runs on one process (memory) or a cluster (Redis). It raises
-:mod:`errors` for clients and knows nothing of aiohttp.
+``Node`` owns a :class:`Hub` (local fan-out) and talks to the broker, history, presence store and
+node registry through their interfaces (:mod:`backends` chooses them), so the same code runs on
+one process (memory) or a cluster (Redis). It speaks no dialect: publications are dialect-neutral
+values, replies are :mod:`protocol.commands` values, and a connection is closed with a
+:class:`~errors.CloseReason` that its dialect maps to a code. It raises :mod:`errors` for clients
+and knows nothing of aiohttp.
 """
 
 from __future__ import annotations
@@ -11,26 +14,30 @@ import asyncio
 import itertools
 import logging
 import secrets
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from websocket_realtime_engine import errors
-from websocket_realtime_engine.broker.base import Broker
+from websocket_realtime_engine.backends import Backends
 from websocket_realtime_engine.config import Settings
-from websocket_realtime_engine.connection import Closer, Connection
-from websocket_realtime_engine.db.recorder import NullRecorder, Recorder
+from websocket_realtime_engine.connection import Closer, Connection, State, Wire
+from websocket_realtime_engine.db.recorder import NullRecorder
 from websocket_realtime_engine.dispatch import EventDispatcher, EventHandler
 from websocket_realtime_engine.hub import Hub
-from websocket_realtime_engine.presence.base import PresenceStore
+from websocket_realtime_engine.observers import Observer, Observers
+from websocket_realtime_engine.presence.base import Joined
 from websocket_realtime_engine.protocol import auth
 from websocket_realtime_engine.protocol.channels import ChannelPolicy, ChannelType, check_name
-from websocket_realtime_engine.protocol.native import encode, websocket_text_frame
+from websocket_realtime_engine.publication import Publication, StreamPosition
 
 log = logging.getLogger("realtime.node")
 
 Member = dict[str, Any]
+CATCH_UP_ROUNDS = 3  # history reads while publications keep arriving during a subscribe
 
 
 def policy_from(settings: Settings) -> ChannelPolicy:
@@ -44,97 +51,148 @@ def policy_from(settings: Settings) -> ChannelPolicy:
     )
 
 
+def encode_data(data: Any) -> bytes:
+    """A publication's data as JSON, once, at the publisher."""
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError as exc:  # e.g. nesting deeper than orjson writes (254)
+        raise errors.ProtocolError(f"data cannot be sent as JSON: {exc}") from None
+
+
+@dataclass
+class Subscription:
+    """A subscription that has just gone live: what the ``subscribed`` reply says, what follows it."""
+
+    position: StreamPosition
+    members: dict[str, Any] | None = None
+    recovered: bool | None = None
+    missed: list[Publication] = field(default_factory=list)
+
+
 class Node:
     """One realtime node."""
 
     def __init__(
         self,
         settings: Settings,
-        broker: Broker,
-        presence: PresenceStore,
-        recorder: Recorder | None = None,
+        backends: Backends,
+        recorder: Observer | None = None,
         event_handler: EventHandler | None = None,
     ) -> None:
         self.settings = settings
         self.policy = policy_from(settings)
-        self.broker = broker
-        self.presence = presence
-        self.recorder: Recorder = recorder or NullRecorder()
+        self.backends = backends
+        self.broker = backends.broker
+        self.history = backends.history
+        self.presence = backends.presence
+        self.registry = backends.registry
+        self.recorder: Observer = recorder or NullRecorder()
         self.events = EventDispatcher(event_handler, settings.hook_queue_limit)
+        self.observers = Observers([self.recorder, self.events])
         self.hub = Hub(settings.write_buffer_limit, self._slow_consumer)
         self.connections: dict[str, Connection] = {}
         self.users: dict[str, set[Connection]] = {}
         # connection ids: "<incarnation>.<counter>", the form of Pusher's socket_id
         self._incarnation = secrets.randbelow(900_000_000) + 100_000_000
         self._counter = itertools.count(secrets.randbelow(1_000_000) + 1)
+        self.started_at = time.time()
         self.published = 0
         self.slow_consumers = 0
         self.accepting = True
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscribing: dict[str, asyncio.Task[None]] = {}  # broker subscriptions under way
+        self._seen: dict[str, StreamPosition] = {}  # last publication of channels with pending subscribers
+        self._heartbeat: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.broker.start(self._on_publication)
-        self.events.start()
-        await self.recorder.node_started(self.settings.node_id, self.settings.host, self.settings.port)
-        log.info("node started", extra={"node_id": self.settings.node_id})
+        settings = self.settings
+        await self.observers.start(settings.node_id, settings.host, settings.port)
+        await self._beat()
+        self._heartbeat = asyncio.get_running_loop().create_task(self._heartbeats(), name="realtime-heartbeat")
+        log.info("node started", extra={"node_id": settings.node_id})
 
-    async def stop(self, code: int = errors.CLOSE_SERVICE_RESTART) -> None:
-        """Stop accepting, close every client with ``code`` (reconnect elsewhere), stop backends."""
-        await self.close_all(code)
+    async def stop(self) -> None:
+        """Stop accepting, close every client (reconnect elsewhere), stop backends and observers."""
+        await self.close_all()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._tasks.add(self._heartbeat)
         for task in list(self._tasks):  # evictions still closing
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.events.stop()
+        await self.registry.deregister(self.settings.node_id)
         await self.broker.stop()
-        await self.recorder.node_stopped(self.settings.node_id)
+        await self.observers.stop(self.settings.node_id)
 
-    async def close_all(self, code: int = errors.CLOSE_SERVICE_RESTART) -> None:
-        """Stop accepting and close every client with ``code``; every error is collected and logged."""
+    async def close_all(self, reason: errors.CloseReason = errors.CloseReason.SHUTDOWN) -> None:
+        """Stop accepting and close every client; every error is collected and logged."""
         self.accepting = False
         results = await asyncio.gather(
-            *(self.close_connection(c, code, "server shutting down") for c in list(self.connections.values())),
-            return_exceptions=True,
+            *(self.close_connection(c, reason) for c in list(self.connections.values())), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException):
                 log.warning("error closing a connection at shutdown: %r", result)
+
+    async def _heartbeats(self) -> None:
+        interval = self.settings.node_heartbeat
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._beat()
+                for dead in await self.registry.claim_dead():
+                    await self._reap(dead)
+            except Exception:  # noqa: BLE001 - a backend hiccup: try again next beat
+                log.exception("node heartbeat failed")
+
+    async def _beat(self) -> None:
+        info = {"connections": len(self.connections), "started_at": self.started_at, "last_seen": time.time()}
+        await self.registry.heartbeat(self.settings.node_id, info, self.settings.node_heartbeat * 3)
+
+    async def _reap(self, node_id: str) -> None:
+        """A node died without a goodbye: its presence members leave, and subscribers are told."""
+        removed = await self.presence.remove_node(node_id)
+        for channel, user_id in removed:
+            await self._publish_member_removed(channel, user_id)
+        log.warning("removed a dead node's presence members", extra={"node_id": node_id, "members": len(removed)})
 
     # -- connections -------------------------------------------------------------------------------
 
     def new_connection_id(self) -> str:
         return f"{self._incarnation}.{next(self._counter)}"
 
-    def open_connection(self, transport: asyncio.Transport, closer: Closer, remote: str = "") -> Connection:
-        """Register a new client; raises LimitError when the node is full or shutting down."""
+    def open_connection(self, transport: asyncio.Transport, closer: Closer, wire: Wire, remote: str = "") -> Connection:
+        """Register a new client; raises ConnectionRefused when the node is full or shutting down."""
         if not self.accepting:
-            raise errors.LimitError("the node is shutting down", code=errors.CLOSE_SERVICE_RESTART)
+            raise errors.ConnectionRefused(errors.CloseReason.SHUTDOWN)
         if len(self.connections) >= self.settings.max_connections:
-            raise errors.LimitError("the node is at its connection limit", code=errors.CLOSE_OVER_CAPACITY)
+            raise errors.ConnectionRefused(errors.CloseReason.OVER_CAPACITY)
+        settings = self.settings
         connection = Connection(
             self.new_connection_id(),
             transport,
             closer,
+            wire,
             remote,
-            self.settings.client_messages_per_second,
-            self.settings.client_frames_per_second,
+            settings.client_messages_per_second,
+            settings.client_frames_per_second,
         )
         self.connections[connection.id] = connection
-        self.recorder.connection_opened(connection.id, self.settings.node_id, remote)
-        self.events.emit("connection_opened", connection_id=connection.id, node_id=self.settings.node_id)
+        self.observers.connection_opened(connection.id, settings.node_id, remote)
         return connection
 
-    def send(self, connection: Connection, payload: bytes) -> None:
-        """Queue one JSON frame for one connection."""
-        self.hub.send(connection, websocket_text_frame(payload))
+    def send(self, connection: Connection, text: bytes) -> None:
+        """Queue one message (the connection's dialect) for one connection."""
+        self.hub.send(connection, text)
 
     async def connection_lost(self, connection: Connection) -> None:
-        """Forget a connection that has ended: leave every channel, tell plugins."""
+        """Forget a connection that has ended: leave every channel, tell the observers."""
         if self.connections.pop(connection.id, None) is None:
             return
-        connection.closing = True
+        connection.state = State.CLOSED
         for channel in list(connection.channels):
             await self._leave(connection, channel)
         if connection.user_id is not None:
@@ -143,47 +201,45 @@ class Node:
                 users.discard(connection)
                 if not users:
                     del self.users[connection.user_id]
-        self.recorder.connection_closed(connection.id)
-        self.events.emit(
-            "connection_closed", connection_id=connection.id, user_id=connection.user_id, node_id=self.settings.node_id
-        )
+        self.observers.connection_closed(connection.id, connection.user_id, self.settings.node_id)
 
-    async def close_connection(self, connection: Connection, code: int, reason: str) -> None:
-        """End a connection from the server side with a close code."""
-        if connection.closing:
+    async def close_connection(self, connection: Connection, reason: errors.CloseReason) -> None:
+        """End a connection from the server side."""
+        if connection.state is not State.OPEN:
             return
         self.hub.flush()  # what was queued before the close goes out before it
-        connection.closing = True
-        await connection.closer(code, reason)
+        connection.state = State.CLOSING
+        await connection.closer(reason)
 
     def _slow_consumer(self, connection: Connection) -> None:
         """Called by the hub during a flush: nothing more is written to it from now on."""
         self.slow_consumers += 1
         log.warning("slow consumer closed", extra={"connection_id": connection.id})
-        connection.closing = True
+        connection.state = State.CLOSING
         task = asyncio.get_running_loop().create_task(self._evict(connection))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _evict(self, connection: Connection) -> None:
-        """Leave every channel properly (presence, broker), then close with 4101."""
+        """Leave every channel properly (presence, broker), then close (the transport is aborted
+        when the close cannot be sent within the close timeout)."""
         for channel in list(connection.channels):
             await self._leave(connection, channel)
-        await connection.closer(errors.CLOSE_SLOW_CONSUMER, "slow consumer")
+        await connection.closer(errors.CloseReason.SLOW_CONSUMER)
 
     async def disconnect(self, connection_id: str) -> bool:
-        """REST: end one connection (close code 4009). ``False`` when it is not on this node."""
+        """REST: end one connection. ``False`` when it is not on this node."""
         connection = self.connections.get(connection_id)
         if connection is None:
             return False
-        await self.close_connection(connection, errors.CLOSE_DISCONNECTED, "disconnected by the server")
+        await self.close_connection(connection, errors.CloseReason.DISCONNECTED)
         return True
 
     async def disconnect_user(self, user_id: str) -> int:
         """REST: end every connection of a user (signed in or a presence member); how many were ended."""
         connections = [c for c in self.connections.values() if c.is_user(user_id)]
         for connection in connections:
-            await self.close_connection(connection, errors.CLOSE_DISCONNECTED, "disconnected by the server")
+            await self.close_connection(connection, errors.CloseReason.DISCONNECTED)
         return len(connections)
 
     # -- sign-in -----------------------------------------------------------------------------------
@@ -201,7 +257,7 @@ class Node:
         connection.user_id = member["user_id"]
         connection.user_info = member["user_info"]
         self.users.setdefault(member["user_id"], set()).add(connection)
-        self.recorder.signed_in(connection.id, member["user_id"])
+        self.observers.signed_in(connection.id, member["user_id"])
         return member
 
     def _parse_member(self, text: str, id_key: str, what: str) -> Member:
@@ -233,15 +289,22 @@ class Node:
     # -- subscriptions -----------------------------------------------------------------------------
 
     async def subscribe(
-        self, connection: Connection, channel: str, auth_value: str | None = None, channel_data: str | None = None
-    ) -> dict[str, Any]:
-        """Authorise and add a subscription; the ``subscribed`` data (presence: the members).
+        self,
+        connection: Connection,
+        channel: str,
+        auth_value: str | None = None,
+        channel_data: str | None = None,
+        since: StreamPosition | None = None,
+    ) -> Subscription:
+        """Authorise a subscription, catch it up from ``since`` and make it live.
 
+        On return the connection receives the channel's publications; the caller queues the reply
+        and then ``missed`` before anything else can be queued (nothing is awaited in between).
         Subscribing again to a channel is not an error: it answers as the first time did.
         """
         kind = self.policy.type_of(channel)
         if channel in connection.channels:
-            return await self._subscribed_data(channel, kind)
+            return Subscription(await self.history.position(channel), await self._members_of(channel, kind))
         if len(connection.channels) >= self.settings.max_channels_per_connection:
             raise errors.LimitError(f"at most {self.settings.max_channels_per_connection} channels per connection")
         member = None
@@ -254,17 +317,23 @@ class Node:
             if member is not None:
                 await self._join_presence(connection, channel, member)
             await self._attach(connection, channel)
+            subscription = await self._catch_up(channel, since)
+            subscription.members = await self._members_of(channel, kind)
         except BaseException:
             await self._leave(connection, channel)
             raise
-        if connection.id not in self.connections:  # it ended while this subscribe was waiting
+        if connection.id not in self.connections or channel not in connection.channels:
+            # it ended (or unsubscribed) while this subscribe was waiting
             connection.channels.add(channel)
             await self._leave(connection, channel)
             raise errors.ForbiddenError("the connection closed while subscribing")
-        return await self._subscribed_data(channel, kind)
+        self.hub.go_live(connection, channel)
+        if channel not in self.hub.pending:
+            self._seen.pop(channel, None)
+        return subscription
 
     async def _attach(self, connection: Connection, channel: str) -> None:
-        """Add to the hub; return only once the broker delivers the channel to this node.
+        """Add to the hub (pending); return only once the broker delivers the channel to this node.
 
         The first local subscriber starts the broker subscription; later ones wait for the same one,
         so no one is told "subscribed" while publications could still be missed.
@@ -276,16 +345,44 @@ class Node:
                 await asyncio.shield(task)
             finally:
                 self._subscribing.pop(channel, None)
-            self.events.emit("channel_occupied", channel=channel)
+            self.observers.channel_occupied(channel)
             return
         pending = self._subscribing.get(channel)
         if pending is not None:
             await asyncio.shield(pending)
 
-    async def _subscribed_data(self, channel: str, kind: ChannelType) -> dict[str, Any]:
-        if kind is not ChannelType.PRESENCE:
-            return {}
-        return await self.members(channel)
+    async def _catch_up(self, channel: str, since: StreamPosition | None) -> Subscription:
+        """The channel's position and, with ``since``, what was missed after it.
+
+        The broker already delivers the channel to this node, so anything published from now on
+        is either in what the history returns or seen by :meth:`_on_publication`; publications
+        seen past the position read are fetched again, so none falls between the two.
+        """
+        history = self.history
+        if since is None:
+            subscription = Subscription(await history.position(channel))
+        else:
+            missed = await history.since(channel, since)
+            if missed is None:
+                subscription = Subscription(await history.position(channel), recovered=False)
+            else:
+                last = missed[-1] if missed else None
+                position = StreamPosition(last.offset, last.epoch) if last is not None else since
+                subscription = Subscription(position, recovered=True, missed=missed)
+        for _ in range(CATCH_UP_ROUNDS):
+            seen = self._seen.get(channel)
+            position = subscription.position
+            if seen is None or seen.epoch != position.epoch or seen.offset <= position.offset:
+                break
+            more = await history.since(channel, position)
+            if not more:
+                break
+            subscription.missed.extend(more)
+            subscription.position = StreamPosition(more[-1].offset, more[-1].epoch)
+        return subscription
+
+    async def _members_of(self, channel: str, kind: ChannelType) -> dict[str, Any] | None:
+        return await self.members(channel) if kind is ChannelType.PRESENCE else None
 
     def _check_channel_auth(
         self, connection: Connection, channel: str, auth_value: str | None, channel_data: str | None
@@ -312,16 +409,17 @@ class Node:
         raise errors.AuthError(f"auth and channel_data are required for {channel}")
 
     async def _join_presence(self, connection: Connection, channel: str, member: Member) -> None:
-        user_id = member["user_id"]
+        user_id, user_info = member["user_id"], member["user_info"]
         limit = self.settings.max_presence_members
-        if not await self.presence.is_member(channel, user_id) and await self.presence.count(channel) >= limit:
+        joined = await self.presence.join(channel, connection.id, user_id, user_info, self.settings.node_id, limit)
+        if joined is Joined.FULL:
             raise errors.LimitError(f"{channel} has {limit} members, the most allowed")
-        first = await self.presence.join(channel, connection.id, user_id, member["user_info"])
         connection.presence[channel] = user_id
-        self.recorder.presence_joined(channel, connection.id, user_id, member["user_info"])
-        if first:
-            await self.broker.publish(channel, encode("member_added", channel, member), connection.id)
-            self.events.emit("member_added", channel=channel, user_id=user_id, user_info=member["user_info"])
+        self.observers.presence_joined(channel, connection.id, user_id, user_info)
+        if joined is Joined.FIRST:
+            added = Publication(channel, "member_added", orjson.dumps(member), exclude=connection.id)
+            await self.broker.publish(added, history=False)
+            self.observers.member_added(channel, user_id, user_info)
 
     async def unsubscribe(self, connection: Connection, channel: str) -> None:
         """Remove a subscription; unsubscribing from a channel one is not on is not an error."""
@@ -331,14 +429,19 @@ class Node:
     async def _leave(self, connection: Connection, channel: str) -> None:
         connection.channels.discard(channel)
         if self.hub.detach(connection, channel):
+            self._seen.pop(channel, None)
             await self.broker.unsubscribe(channel)
-            self.events.emit("channel_vacated", channel=channel)
+            self.observers.channel_vacated(channel)
         if connection.presence.pop(channel, None) is not None:
-            self.recorder.presence_left(channel, connection.id)
+            self.observers.presence_left(channel, connection.id)
             user_id = await self.presence.leave(channel, connection.id)
             if user_id is not None:
-                await self.broker.publish(channel, encode("member_removed", channel, {"user_id": user_id}))
-                self.events.emit("member_removed", channel=channel, user_id=user_id)
+                await self._publish_member_removed(channel, user_id)
+
+    async def _publish_member_removed(self, channel: str, user_id: str) -> None:
+        removed = Publication(channel, "member_removed", orjson.dumps({"user_id": user_id}))
+        await self.broker.publish(removed, history=False)
+        self.observers.member_removed(channel, user_id)
 
     async def members(self, channel: str) -> dict[str, Any]:
         """A presence channel's members as clients and the REST API see them."""
@@ -348,18 +451,24 @@ class Node:
     # -- publishing --------------------------------------------------------------------------------
 
     async def publish(
-        self, channels: Iterable[str], event: str, data: Any, exclude: str | None = None, **extra: Any
-    ) -> int:
-        """Publish one event to channels: one JSON encoding per channel, whoever subscribes."""
-        count = 0
-        for channel in channels:
-            check_name(channel)
-            payload = encode(event, channel, data, **extra)
-            await self.broker.publish(channel, payload, exclude)
-            self.recorder.message(channel, event, payload)
-            count += 1
-        self.published += count
-        return count
+        self,
+        channels: Iterable[str],
+        event: str,
+        data: Any,
+        exclude: str | None = None,
+        user_id: str | None = None,
+    ) -> list[StreamPosition]:
+        """Publish one event to channels: its data encoded once; each channel's position returned."""
+        names = [check_name(channel) for channel in channels]
+        payload = encode_data(data)
+        positions = []
+        for channel in names:
+            publication = Publication(channel, event, payload, exclude=exclude, user_id=user_id)
+            position = await self.broker.publish(publication)
+            self.observers.published(publication.at(position))
+            positions.append(position)
+        self.published += len(names)
+        return positions
 
     async def client_message(self, connection: Connection, channel: str, data: Any, echo: bool) -> None:
         """A subscriber publishes to a channel whose policy allows it."""
@@ -370,31 +479,36 @@ class Node:
         if not connection.message_bucket.take():
             raise errors.RateLimitError(f"more than {self.settings.client_messages_per_second:g} messages per second")
         user_id = connection.presence.get(channel, connection.user_id)
-        extra = {"user_id": user_id} if user_id is not None else {}
-        await self.publish([channel], "message", data, None if echo else connection.id, **extra)
-        self.events.emit("client_message", channel=channel, data=data, connection_id=connection.id, user_id=user_id)
+        await self.publish([channel], "message", data, None if echo else connection.id, user_id)
+        self.observers.client_message(channel, data, connection.id, user_id)
 
-    def _on_publication(self, channel: str, payload: bytes, exclude: str | None) -> None:
-        """Broker delivery: build the WebSocket frame once, queue it for every local subscriber."""
+    def _on_publication(self, publication: Publication) -> None:
+        """Broker delivery: queue it for every live local subscriber (encoded once per wire)."""
+        channel = publication.channel
+        if publication.offset and channel in self.hub.pending:
+            self._seen[channel] = StreamPosition(publication.offset, publication.epoch)
+        exclude = publication.exclude
         excluded = self.connections.get(exclude) if exclude else None
-        self.hub.deliver(channel, websocket_text_frame(payload), excluded)
+        self.hub.deliver(publication, excluded)
 
     # -- introspection -----------------------------------------------------------------------------
 
     def channel_info(self, channel: str) -> dict[str, Any]:
         check_name(channel)
+        count = self.hub.count(channel)
         return {
             "name": channel,
             "type": self.policy.type_of(channel).value,
-            "subscription_count": self.hub.count(channel),
-            "occupied": self.hub.count(channel) > 0,
+            "subscription_count": count,
+            "occupied": count > 0,
         }
 
     def status(self) -> dict[str, Any]:
         return {
             "node_id": self.settings.node_id,
+            "backends": self.backends.kind,
             "connections": len(self.connections),
-            "channels": len(self.hub.channels),
+            "channels": len(self.hub.names()),
             "users": len(self.users),
             "published": self.published,
             "slow_consumers": self.slow_consumers,

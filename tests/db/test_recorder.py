@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import POSTGRES_URL, EngineFactory, free_port, make_settings
 from tests.web.test_presence import signin
+from websocket_realtime_engine.backends import build_backends
 from websocket_realtime_engine.db import models
 from websocket_realtime_engine.db.recorder import DatabaseRecorder
 from websocket_realtime_engine.node import Node
@@ -141,5 +142,6 @@ async def test_an_unreachable_database_delays_no_delivery_and_the_backlog_is_wri
 def test_node_accepts_a_recorder_instance() -> None:
     settings = make_settings()
     recorder = DatabaseRecorder(create_async_engine("sqlite+aiosqlite://"), settings.node_id)
-    node = Node(settings, broker=None, presence=None, recorder=recorder)  # type: ignore[arg-type]
-    assert node.recorder is recorder and NODE_KEY is not None and create_app is not None
+    node = Node(settings, build_backends(settings), recorder=recorder)
+    assert node.recorder is recorder and recorder in node.observers.observers
+    assert NODE_KEY is not None and create_app is not None

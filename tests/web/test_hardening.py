@@ -36,6 +36,7 @@ from tests.conftest import (
 )
 from websocket_realtime_engine.db import models
 from websocket_realtime_engine.protocol import auth
+from websocket_realtime_engine.publication import Publication
 from websocket_realtime_engine.web.authenticate import HostAccess
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -77,9 +78,10 @@ def nested(depth: int) -> Any:
 def assert_no_state_left(engine: Engine) -> None:
     node = engine.node
     assert node.connections == {}
-    assert node.hub.channels == {}
+    assert node.hub.channels == {} and node.hub.pending == {}
     assert node.broker.channels == set()  # type: ignore[attr-defined]
-    assert node.presence._users == {} and node.presence._by_connection == {}  # type: ignore[attr-defined]
+    presence: Any = node.presence  # the memory store's own tables
+    assert presence._users == {} and presence._by_connection == {} and presence._by_node == {}
     assert node.users == {}
 
 
@@ -429,9 +431,11 @@ async def test_a_customer_id_that_is_not_channel_safe_does_not_cost_the_admins_t
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from shopologic.events import validate_event
+    from tests.conftest import engine_hook_module
     from websocket_realtime_engine import runtime
-    from websocket_realtime_engine.hooks import commerce
-    from websocket_realtime_engine.hooks.state import STATE
+
+    commerce = engine_hook_module("hooks/commerce.py")
+    STATE = engine_hook_module("hooks/state.py").STATE
 
     admin = await engine.connect()
     await admin.subscribe("private-admin.orders", auth=admin.auth("private-admin.orders"))
@@ -481,7 +485,7 @@ def test_a_broken_active_plugin_can_still_be_deactivated(platform_env: dict[str,
     plugins = tmp_path / "extra"
     (plugins / "fragile").mkdir(parents=True)
     (plugins / "fragile" / "plugin.json").write_text(
-        json.dumps({"name": "fragile", "version": "1.0.0", "description": "x", "hooks": ["fragile_review_hooks"]})
+        json.dumps({"name": "fragile", "version": "1.0.0", "description": "x", "hooks": ["fragile_review_hooks.py"]})
     )
     module = plugins / "fragile" / "fragile_review_hooks.py"
     module.write_text("X = 1\n")
@@ -564,8 +568,10 @@ async def test_an_async_realtime_hook_implementation_runs(engine_factory: Engine
 
     from shopologic import hookspecs as host_hookspecs
     from shopologic.hookspecs import hookimpl
-    from websocket_realtime_engine import hookspecs as realtime_hookspecs
-    from websocket_realtime_engine.hooks.lifecycle import _event_handler
+    from tests.conftest import engine_hook_module
+
+    realtime_hookspecs = engine_hook_module("hooks/hookspecs.py")
+    _event_handler = engine_hook_module("hooks/lifecycle.py")._event_handler
 
     ran: list[str] = []
 
@@ -608,7 +614,7 @@ async def test_the_recorder_bounds_its_backlog_in_bytes(tmp_path: Path) -> None:
     db = await migrated_sqlite(tmp_path / "bytes.db")
     recorder = DatabaseRecorder(db, "n", backlog_max_bytes=10_000)
     for _ in range(5):
-        recorder.message("orders", "e", b"x" * 3000)
+        recorder.published(Publication("orders", "e", b"x" * 3000, 1, "ep"))
     assert recorder.stats()["backlog"] == 3 and recorder.dropped == 2 and recorder.backlog_bytes == 9000
     await db.dispose()
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Engine
+from tests.conftest import Engine, positioned
 from websocket_realtime_engine.web import rest
 
 SPEC_PATH: Path = rest.OPENAPI  # the file the server serves
@@ -265,7 +265,7 @@ async def test_broadcast_answers_match_the_schemas(engine: Engine, spec: dict[st
     published = {"channels": ["orders", "products"], "event": "order.created", "data": {"x": 1}}
     body = await call_and_check(engine, spec, "POST", "/api/v1/broadcast", 200, json=published)
     assert body == {"published": {"channels": ["orders", "products"], "event": "order.created"}}
-    assert await client.recv() == {"event": "order.created", "channel": "orders", "data": {"x": 1}}
+    assert positioned(await client.recv()) == {"event": "order.created", "channel": "orders", "data": {"x": 1}}
     bad_bodies = [{"event": "e", "data": 1}, {"channel": "orders", "event": "e"}, [1], "{not json"]
     for bad in bad_bodies:
         kwargs = {"data": bad} if isinstance(bad, str) else {"json": bad}

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.conftest import Engine, EngineFactory, make_settings
+from tests.conftest import Engine, EngineFactory, make_settings, positioned
 
 
 async def test_broadcast_reaches_subscribers_of_every_channel(engine: Engine) -> None:
@@ -18,8 +18,8 @@ async def test_broadcast_reaches_subscribers_of_every_channel(engine: Engine) ->
         "POST", "/api/v1/broadcast", json={"channels": ["orders", "products"], "event": "sale", "data": {"pct": 10}}
     )
     assert status == 200 and body == {"published": {"channels": ["orders", "products"], "event": "sale"}}
-    assert await a.recv() == {"event": "sale", "channel": "orders", "data": {"pct": 10}}
-    assert await b.recv() == {"event": "sale", "channel": "products", "data": {"pct": 10}}
+    assert positioned(await a.recv()) == {"event": "sale", "channel": "orders", "data": {"pct": 10}}
+    assert positioned(await b.recv()) == {"event": "sale", "channel": "products", "data": {"pct": 10}}
 
 
 async def test_broadcast_exclude_leaves_one_connection_out(engine: Engine) -> None:

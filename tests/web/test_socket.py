@@ -10,7 +10,7 @@ import orjson
 import pytest
 import websockets
 
-from tests.conftest import CREDENTIALS, Engine, EngineFactory, make_settings, raw_websocket
+from tests.conftest import CREDENTIALS, Engine, EngineFactory, make_settings, positioned, raw_websocket
 from websocket_realtime_engine.protocol import auth
 
 
@@ -23,9 +23,14 @@ async def test_connected_frame_gives_a_pusher_style_id_and_the_heartbeat(engine:
 
 async def test_subscribe_receive_unsubscribe(engine: Engine) -> None:
     client = await engine.connect()
-    assert await client.subscribe("orders", id=1) == {"event": "subscribed", "channel": "orders", "id": 1, "data": {}}
+    assert positioned(await client.subscribe("orders", id=1)) == {
+        "event": "subscribed",
+        "channel": "orders",
+        "id": 1,
+        "data": {},
+    }
     await engine.node.publish(["orders"], "order.created", {"id": "1"})
-    assert await client.recv() == {"event": "order.created", "channel": "orders", "data": {"id": "1"}}
+    assert positioned(await client.recv()) == {"event": "order.created", "channel": "orders", "data": {"id": "1"}}
     reply = await client.request({"event": "unsubscribe", "channel": "orders", "id": "u"})
     assert reply == {"event": "unsubscribed", "channel": "orders", "id": "u"}
     await engine.node.publish(["orders"], "order.created", {"id": "2"})
@@ -70,7 +75,7 @@ async def test_client_messages_reach_the_others_not_the_sender_unless_it_asks(en
         "channel": "private-chat",
         "id": 5,
     }
-    assert await other.recv() == {"event": "message", "channel": "private-chat", "data": {"t": "hi"}}
+    assert positioned(await other.recv()) == {"event": "message", "channel": "private-chat", "data": {"t": "hi"}}
     await sender.nothing()
     await sender.send({"event": "message", "channel": "private-chat", "data": 2, "echo": True})
     assert (await sender.recv())["data"] == 2

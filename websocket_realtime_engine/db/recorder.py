@@ -14,13 +14,15 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from websocket_realtime_engine.db import models
+from websocket_realtime_engine.observers import Observer
+from websocket_realtime_engine.publication import Publication
 
 log = logging.getLogger("realtime.recorder")
 
@@ -33,53 +35,12 @@ def _is_outage(exc: DBAPIError) -> bool:
 Record = tuple[str, datetime, tuple[Any, ...]]
 
 
-class Recorder(Protocol):
-    """What the node records. Every method but the node ones returns at once."""
-
-    def connection_opened(self, connection_id: str, node_id: str, remote: str) -> None: ...
-    def connection_closed(self, connection_id: str) -> None: ...
-    def signed_in(self, connection_id: str, user_id: str) -> None: ...
-    def presence_joined(self, channel: str, connection_id: str, user_id: str, user_info: Any) -> None: ...
-    def presence_left(self, channel: str, connection_id: str) -> None: ...
-    def message(self, channel: str, event: str, payload: bytes) -> None: ...
-    async def node_started(self, node_id: str, host: str, port: int) -> None: ...
-    async def node_stopped(self, node_id: str) -> None: ...
-    def stats(self) -> dict[str, int]: ...
-
-
-class NullRecorder:
+class NullRecorder(Observer):
     """Records nothing (tests of the engine alone, benchmarks that ask for it)."""
 
-    def connection_opened(self, connection_id: str, node_id: str, remote: str) -> None:
-        pass
 
-    def connection_closed(self, connection_id: str) -> None:
-        pass
-
-    def signed_in(self, connection_id: str, user_id: str) -> None:
-        pass
-
-    def presence_joined(self, channel: str, connection_id: str, user_id: str, user_info: Any) -> None:
-        pass
-
-    def presence_left(self, channel: str, connection_id: str) -> None:
-        pass
-
-    def message(self, channel: str, event: str, payload: bytes) -> None:
-        pass
-
-    async def node_started(self, node_id: str, host: str, port: int) -> None:
-        pass
-
-    async def node_stopped(self, node_id: str) -> None:
-        pass
-
-    def stats(self) -> dict[str, int]:
-        return {}
-
-
-class DatabaseRecorder:
-    """Batches records into the platform database behind the engine's back."""
+class DatabaseRecorder(Observer):
+    """Batches records into the platform database behind the engine's back (an observer of the node)."""
 
     def __init__(
         self,
@@ -123,7 +84,7 @@ class DatabaseRecorder:
     def connection_opened(self, connection_id: str, node_id: str, remote: str) -> None:
         self._add("open", connection_id, node_id, remote[:64])
 
-    def connection_closed(self, connection_id: str) -> None:
+    def connection_closed(self, connection_id: str, user_id: str | None, node_id: str) -> None:
         self._add("close", connection_id)
 
     def signed_in(self, connection_id: str, user_id: str) -> None:
@@ -135,8 +96,9 @@ class DatabaseRecorder:
     def presence_left(self, channel: str, connection_id: str) -> None:
         self._add("leave", channel, connection_id)
 
-    def message(self, channel: str, event: str, payload: bytes) -> None:
-        self._add("message", channel, event[:200], payload, size=len(payload))
+    def published(self, publication: Publication) -> None:
+        data = publication.data
+        self._add("message", publication.channel, publication.event[:200], data, size=len(data))
 
     def stats(self) -> dict[str, int]:
         return {
@@ -149,7 +111,7 @@ class DatabaseRecorder:
 
     # -- node lifecycle ----------------------------------------------------------------------------
 
-    async def node_started(self, node_id: str, host: str, port: int) -> None:
+    async def start(self, node_id: str, host: str, port: int) -> None:
         """Record the node (best effort: the engine starts even if the database is down)."""
         try:
             async with self.engine.begin() as conn:
@@ -160,7 +122,7 @@ class DatabaseRecorder:
             log.warning("could not record the node start: %s", type(exc).__name__)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="realtime-recorder")
 
-    async def node_stopped(self, node_id: str) -> None:
+    async def stop(self, node_id: str) -> None:
         """Flush what is left (a few seconds at most), then mark the node stopped."""
         if self._task is not None:
             self._task.cancel()

@@ -1,78 +1,68 @@
 """The native dialect at ``/socket``: JSON text frames, each an object with an ``event`` field.
 
-``parse`` turns one client text frame into a request object or raises a
-:class:`~websocket_realtime_engine.errors.RealtimeError` carrying the request's ``id`` and
-``channel`` where they could be read. ``encode`` and ``websocket_text_frame`` build what the
-server sends. docs/protocol.md shows every frame.
+A pure codec: ``parse`` turns one client text frame into a command
+(:mod:`~websocket_realtime_engine.protocol.commands`) or raises :class:`FrameError` carrying the
+request's ``id`` and ``channel`` where they could be read; ``encode_reply``,
+``encode_publication`` and ``error_frame`` build the JSON text the server sends (the connection's
+framing wraps it); ``close_code`` maps the engine's close reasons to this dialect's close codes.
+docs/protocol.md shows every frame.
+
+Close codes (the server ends the connection):
+
+======  =========================================================================================
+1009    frame larger than ``REALTIME_MAX_FRAME_BYTES`` (WebSocket "message too big")
+1006    (no close frame) the peer stopped answering WebSocket pings for ``REALTIME_HEARTBEAT`` seconds
+1012    the node is shutting down: reconnect (to another node)
+4009    disconnected through the REST API: do not reconnect without the user's action
+4100    the node is at ``REALTIME_MAX_CONNECTIONS``: reconnect after a back-off
+4101    slow consumer: the write buffer passed ``REALTIME_WRITE_BUFFER_LIMIT``; reconnect and recover
+======  =========================================================================================
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from websocket_realtime_engine.errors import ProtocolError, RealtimeError, UnknownEventError
+from websocket_realtime_engine.errors import CloseReason, ProtocolError, RealtimeError, UnknownEventError
 from websocket_realtime_engine.protocol.channels import check_name
+from websocket_realtime_engine.protocol.commands import (
+    Acknowledged,
+    Command,
+    Dialect,
+    FrameError,
+    Message,
+    Ping,
+    Pong,
+    Presence,
+    Reply,
+    RequestId,
+    SignedIn,
+    Signin,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+    Unsubscribed,
+)
+from websocket_realtime_engine.publication import Publication, StreamPosition
 
+PROTOCOL_VERSION = 2  # 2: offsets, epochs and recovery
 MAX_ID_LENGTH = 64
-RequestId = int | str | None
+MAX_EPOCH_LENGTH = 64
+MAX_OFFSET = 2**63 - 1
+
+CLOSE_CODES = {
+    CloseReason.SHUTDOWN: 1012,
+    CloseReason.DISCONNECTED: 4009,
+    CloseReason.OVER_CAPACITY: 4100,
+    CloseReason.SLOW_CONSUMER: 4101,
+}
 
 
-@dataclass(frozen=True, slots=True)
-class Subscribe:
-    channel: str
-    auth: str | None = None
-    channel_data: str | None = None
-    id: RequestId = None
-
-
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
-    channel: str
-    id: RequestId = None
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    channel: str
-    data: Any
-    echo: bool = False
-    id: RequestId = None
-
-
-@dataclass(frozen=True, slots=True)
-class Presence:
-    channel: str
-    auth: str | None = None
-    channel_data: str | None = None
-    id: RequestId = None
-
-
-@dataclass(frozen=True, slots=True)
-class Signin:
-    auth: str
-    user_data: str
-    id: RequestId = None
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    id: RequestId = None
-
-
-Request = Subscribe | Unsubscribe | Message | Presence | Signin | Ping
-
-
-class FrameError(RealtimeError):
-    """A request could not be parsed; wraps the client-facing error with what was read of it."""
-
-    def __init__(self, error: RealtimeError, request_id: RequestId = None, channel: str | None = None) -> None:
-        super().__init__(error.message, code=error.code)
-        self.name = error.name
-        self.request_id = request_id
-        self.channel = channel
+def close_code(reason: CloseReason) -> int:
+    """This dialect's close code for a reason the engine gives."""
+    return CLOSE_CODES[reason]
 
 
 def _optional_string(frame: dict[str, Any], key: str) -> str | None:
@@ -104,10 +94,24 @@ def _request_id(frame: dict[str, Any]) -> RequestId:
     return value
 
 
+def _since(value: Any) -> StreamPosition | None:
+    """``"since": {"offset": N, "epoch": "..."}``: the last position the client has seen."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ProtocolError('since must be an object: {"offset": N, "epoch": "..."}')
+    offset, epoch = value.get("offset"), value.get("epoch")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise ProtocolError("since.offset must be a non-negative integer")
+    if not isinstance(epoch, str) or len(epoch) > MAX_EPOCH_LENGTH:
+        raise ProtocolError(f"since.epoch must be a string of at most {MAX_EPOCH_LENGTH} characters")
+    return StreamPosition(offset, epoch)
+
+
 CLIENT_EVENTS = frozenset({"subscribe", "unsubscribe", "message", "presence", "signin", "ping"})
 
 
-def _build(event: str, frame: dict[str, Any], request_id: RequestId) -> Request:
+def _build(event: str, frame: dict[str, Any], request_id: RequestId) -> Command:
     if event not in CLIENT_EVENTS:
         raise UnknownEventError(f"unknown event {event[:64]!r}")
     if event == "ping":
@@ -120,7 +124,13 @@ def _build(event: str, frame: dict[str, Any], request_id: RequestId) -> Request:
     if channel is None:
         raise ProtocolError("channel is required")
     if event == "subscribe":
-        return Subscribe(channel, _optional_string(frame, "auth"), _optional_string(frame, "channel_data"), request_id)
+        return Subscribe(
+            channel,
+            _optional_string(frame, "auth"),
+            _optional_string(frame, "channel_data"),
+            request_id,
+            _since(frame.get("since")),
+        )
     if event == "unsubscribe":
         return Unsubscribe(channel, request_id)
     if event == "presence":
@@ -133,8 +143,8 @@ def _build(event: str, frame: dict[str, Any], request_id: RequestId) -> Request:
     return Message(channel, frame["data"], echo, request_id)
 
 
-def parse(text: str | bytes) -> Request:
-    """Parse one client text frame into a request, or raise :class:`FrameError`."""
+def parse(text: str | bytes) -> Command:
+    """Parse one client text frame into a command, or raise :class:`FrameError`."""
     try:
         frame = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -179,15 +189,62 @@ def error_frame(error: RealtimeError, request_id: RequestId = None, channel: str
     return encode("error", channel, {"code": error.code, "message": error.message}, request_id)
 
 
-def websocket_text_frame(payload: bytes) -> bytes:
-    """An unmasked, final WebSocket text frame (RFC 6455 §5.2) around ``payload``.
+def _position(frame: dict[str, Any], position: StreamPosition) -> None:
+    if position.offset or position.epoch:
+        frame["offset"] = position.offset
+        frame["epoch"] = position.epoch
 
-    Built once per publication and written as it is to every subscriber's transport; aiohttp has
-    no public API for a prebuilt frame.
-    """
-    length = len(payload)
-    if length < 126:
-        return bytes((0x81, length)) + payload
-    if length < 65536:
-        return bytes((0x81, 126)) + length.to_bytes(2, "big") + payload
-    return bytes((0x81, 127)) + length.to_bytes(8, "big") + payload
+
+def encode_reply(reply: Reply, request_id: RequestId = None) -> bytes | None:
+    """The frame answering a command, or ``None`` when there is nothing to say."""
+    match reply:
+        case Subscribed(channel, members, position, recovered, _, as_presence):
+            frame: dict[str, Any] = {"event": "presence" if as_presence else "subscribed", "channel": channel}
+            if request_id is not None:
+                frame["id"] = request_id
+            frame["data"] = members if members is not None else {}
+            _position(frame, position)
+            if recovered is not None:
+                frame["recovered"] = recovered
+            return orjson.dumps(frame)
+        case Unsubscribed(channel):
+            return encode("unsubscribed", channel, None, request_id)
+        case Acknowledged(channel):
+            return encode("ack", channel, None, request_id) if request_id is not None else None
+        case SignedIn(member):
+            return encode("signed_in", None, member, request_id)
+        case Pong():
+            return encode("pong", None, None, request_id)
+    return None
+
+
+def encode_publication(publication: Publication) -> bytes:
+    """``{"event","channel","data"[,"user_id"][,"offset","epoch"]}``; ``data`` is embedded as it was
+    encoded by the publisher, never parsed again."""
+    frame: dict[str, Any] = {"event": publication.event, "channel": publication.channel}
+    if publication.data != b"null":  # ``data`` is left out when it is null, as in every frame
+        frame["data"] = orjson.Fragment(publication.data)
+    if publication.user_id is not None:
+        frame["user_id"] = publication.user_id
+    if publication.offset:
+        frame["offset"] = publication.offset
+        frame["epoch"] = publication.epoch
+    return orjson.dumps(frame)
+
+
+def connected_frame(connection_id: str, heartbeat: float) -> bytes:
+    """The first frame of every connection."""
+    return encode(
+        "connected", None, {"connection_id": connection_id, "heartbeat": heartbeat, "protocol": PROTOCOL_VERSION}
+    )
+
+
+DIALECT = Dialect(
+    name="native",
+    parse=parse,
+    encode_reply=encode_reply,
+    encode_error=error_frame,
+    encode_publication=encode_publication,
+    connected=connected_frame,
+    close_code=close_code,
+)

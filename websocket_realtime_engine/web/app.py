@@ -16,24 +16,24 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from websocket_realtime_engine import runtime
-from websocket_realtime_engine.broker.memory import MemoryBroker
+from websocket_realtime_engine.backends import build_backends
 from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.db.credentials import resolve_credentials
 from websocket_realtime_engine.db.recorder import DatabaseRecorder
 from websocket_realtime_engine.dispatch import EventHandler
 from websocket_realtime_engine.node import Node, policy_from
-from websocket_realtime_engine.presence.memory import MemoryPresence
 from websocket_realtime_engine.web import authenticate, rest
+from websocket_realtime_engine.web.keys import NODE_KEY
 from websocket_realtime_engine.web.schemas import BroadcastSchema
 from websocket_realtime_engine.web.socket import socket_handler
 
-log = logging.getLogger("realtime.app")
+__all__ = ["NODE_KEY", "add_routes", "build_node", "create_app", "engine_service", "tune_garbage_collector"]
 
-NODE_KEY = web.AppKey("realtime.node", Node)
+log = logging.getLogger("realtime.app")
 
 
 def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler: EventHandler | None) -> Node:
-    """A node on the embedded broker and presence store (Redis comes with the cluster)."""
+    """A node on the backends the settings choose, recording to ``db_engine`` when given."""
     recorder = None
     if db_engine is not None:
         policy = policy_from(settings)
@@ -47,41 +47,55 @@ def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler:
             settings.db_retry_max_delay,
             settings.db_backlog_max_bytes,
         )
-    return Node(settings, MemoryBroker(), MemoryPresence(), recorder, event_handler)
+    return Node(settings, build_backends(settings), recorder, event_handler)
 
 
 def add_routes(app: web.Application, node: Node, access: authenticate.HostAccess) -> None:
-    """The WebSocket endpoint and REST API v1 on ``app``."""
+    """The WebSocket endpoint on ``app`` and REST API v1 as its ``/api/v1`` sub-application.
+
+    The API's middleware (API key, JSON errors) belongs to the sub-application, so it never wraps
+    the host's routes or another plugin's.
+    """
     app[NODE_KEY] = node
-    settings = node.settings
-    app[rest.BROADCAST_SCHEMA_KEY] = BroadcastSchema(settings.max_broadcast_channels, settings.max_event_name_length)
     app.on_shutdown.append(_close_clients)
-    app[authenticate.HOST_ACCESS_KEY] = access
-    app[authenticate.BUCKETS_KEY] = {}
-    app.middlewares.append(rest.api_middleware)
-    router = app.router
-    router.add_get("/socket", socket_handler)
-    router.add_post("/api/v1/broadcast", rest.broadcast)
-    router.add_get("/api/v1/channels", rest.list_channels)
-    router.add_get("/api/v1/channels/{name}", rest.channel_info)
-    router.add_get("/api/v1/channels/{name}/members", rest.channel_members)
-    router.add_get("/api/v1/connections", rest.list_connections)
-    router.add_post("/api/v1/connections/{id}/disconnect", rest.disconnect_connection)
-    router.add_post("/api/v1/users/{id}/disconnect", rest.disconnect_user)
-    router.add_post("/api/v1/authenticate", authenticate.authenticate)
-    router.add_post("/api/v1/authenticate/user", authenticate.authenticate_user)
-    router.add_get("/api/v1/status", rest.status)
-    router.add_get("/api/v1/openapi.yaml", rest.openapi)
+    app.router.add_get("/socket", socket_handler)
+    app.add_subapp("/api/v1", api_app(node, access))
+
+
+def api_app(node: Node, access: authenticate.HostAccess) -> web.Application:
+    """REST API v1, mounted at ``/api/v1``."""
+    settings = node.settings
+    api = web.Application(client_max_size=settings.rest_max_body_bytes, middlewares=[rest.api_middleware])
+    api[NODE_KEY] = node
+    api[rest.BROADCAST_SCHEMA_KEY] = BroadcastSchema(settings.max_broadcast_channels, settings.max_event_name_length)
+    api[authenticate.HOST_ACCESS_KEY] = access
+    api[authenticate.BUCKETS_KEY] = {}
+    router = api.router
+    router.add_post("/broadcast", rest.broadcast)
+    router.add_get("/channels", rest.list_channels)
+    router.add_get("/channels/{name}", rest.channel_info)
+    router.add_get("/channels/{name}/members", rest.channel_members)
+    router.add_get("/connections", rest.list_connections)
+    router.add_post("/connections/{id}/disconnect", rest.disconnect_connection)
+    router.add_post("/users/{id}/disconnect", rest.disconnect_user)
+    router.add_post("/authenticate", authenticate.authenticate)
+    router.add_post("/authenticate/user", authenticate.authenticate_user)
+    router.add_get("/status", rest.status)
+    router.add_get("/openapi.yaml", rest.openapi)
+    return api
 
 
 async def _close_clients(app: web.Application) -> None:
-    """Graceful shutdown, step one: close every client with 1012 so it reconnects elsewhere, before
+    """Graceful shutdown, step one: close every client ("reconnect elsewhere", 1012 natively) before
     aiohttp waits for the handlers to finish."""
     await app[NODE_KEY].close_all()
 
 
 def tune_garbage_collector() -> None:
     """Move what start-up allocated out of the collector's sight and collect less often.
+
+    Process-wide, so it is applied by the standalone node (``websocket start``) only, when
+    ``REALTIME_GC_TUNING`` is on; an engine embedded in the platform leaves the host's GC alone.
 
     At thousands of connections a full collection walks every connection's objects (65-470 ms
     measured with ../shared/bench/gc_probe.py); nothing on the delivery path allocates GC-tracked
@@ -98,16 +112,9 @@ def engine_service(node: Node, db_engine: AsyncEngine | None) -> Callable[[web.A
     async def service(app: web.Application) -> AsyncIterator[None]:
         if db_engine is not None:
             node.settings = await resolve_credentials(db_engine, node.settings)
-        if node.settings.redis_url:
-            log.warning(
-                "REALTIME_REDIS_URL is set, but this version runs on the embedded broker only: "
-                "run one node (cluster mode is not built yet)"
-            )
         if not node.settings.api_key or not node.settings.app_secret:
             raise RuntimeError("no app credentials: activate the plugin or set REALTIME_APP_* and REALTIME_API_KEY")
         await node.start()
-        if node.settings.gc_tuning:
-            tune_garbage_collector()
         runtime.set_local_node(node)
         try:
             yield

@@ -20,6 +20,7 @@ from marshmallow import Schema, ValidationError
 from websocket_realtime_engine import errors
 from websocket_realtime_engine.node import Node
 from websocket_realtime_engine.protocol.channels import ChannelType, check_name
+from websocket_realtime_engine.web.keys import NODE_KEY
 from websocket_realtime_engine.web.schemas import BroadcastSchema
 
 log = logging.getLogger("realtime.rest")
@@ -52,8 +53,6 @@ def ok(value: Any, status: int = 200) -> web.Response:
 
 
 def node_of(request: web.Request) -> Node:
-    from websocket_realtime_engine.web.app import NODE_KEY
-
     return request.app[NODE_KEY]
 
 
@@ -82,9 +81,7 @@ def has_api_key(request: web.Request) -> bool:
 
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """For ``/api/``: check the API key, turn every error into the JSON error form."""
-    if not request.path.startswith("/api/"):
-        return await handler(request)
+    """The API sub-application's middleware: check the API key, turn every error into the JSON error form."""
     try:
         if request.path not in PUBLIC_PATHS and request.path not in SESSION_PATHS and not has_api_key(request):
             raise ApiError(401, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)")
@@ -157,7 +154,7 @@ async def list_channels(request: web.Request) -> web.Response:
     if wanted is not None and wanted not in {t.value for t in ChannelType}:
         raise ApiError(400, "invalid_request", "type must be public, private or presence")
     channels = {}
-    for name in sorted(node.hub.channels):
+    for name in sorted(node.hub.names()):
         info = node.channel_info(name)
         if name.startswith(prefix) and (wanted is None or info["type"] == wanted):
             channels[name] = {"type": info["type"], "subscription_count": info["subscription_count"]}

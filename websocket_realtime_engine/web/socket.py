@@ -1,4 +1,4 @@
-"""The native WebSocket endpoint ``/socket``: read frames, call the node, queue the replies."""
+"""The native WebSocket endpoint ``/socket``: a thin loop around a :class:`Session`."""
 
 from __future__ import annotations
 
@@ -9,70 +9,38 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from websocket_realtime_engine import errors
-from websocket_realtime_engine.connection import Connection
-from websocket_realtime_engine.node import Node
+from websocket_realtime_engine.connection import Wire
 from websocket_realtime_engine.protocol import native
-from websocket_realtime_engine.protocol.channels import ChannelType
+from websocket_realtime_engine.protocol.commands import Dialect
+from websocket_realtime_engine.protocol.framing import websocket_text_frame
+from websocket_realtime_engine.session import Session
+from websocket_realtime_engine.web.keys import NODE_KEY
 from websocket_realtime_engine.web.rest import client_address
 
 log = logging.getLogger("realtime.socket")
 
-
-async def _reply(node: Node, connection: Connection, request: native.Request) -> bytes | None:
-    """Carry out one request; the reply frame, if the request has one."""
-    match request:
-        case native.Subscribe(channel, auth_value, channel_data, request_id):
-            data = await node.subscribe(connection, channel, auth_value, channel_data)
-            return native.encode("subscribed", channel, data, request_id)
-        case native.Unsubscribe(channel, request_id):
-            await node.unsubscribe(connection, channel)
-            return native.encode("unsubscribed", channel, None, request_id)
-        case native.Message(channel, data, echo, request_id):
-            await node.client_message(connection, channel, data, echo)
-            return native.encode("ack", channel, None, request_id) if request_id is not None else None
-        case native.Presence(channel, auth_value, channel_data, request_id):
-            if node.policy.type_of(channel) is not ChannelType.PRESENCE:
-                raise errors.ProtocolError(f"{channel} is not a presence channel")
-            members = await node.subscribe(connection, channel, auth_value, channel_data)
-            return native.encode("presence", channel, members, request_id)
-        case native.Signin(auth_value, user_data, request_id):
-            member = node.signin(connection, auth_value, user_data)
-            return native.encode("signed_in", None, member, request_id)
-        case native.Ping(request_id):
-            return native.encode("pong", None, None, request_id)
-    raise errors.UnknownEventError("unknown request")  # pragma: no cover - parse returns only the above
+# one per process: the hub encodes a publication once for all native WebSocket subscribers
+NATIVE_WEBSOCKET = Wire("native+websocket", native.encode_publication, websocket_text_frame)
 
 
-async def handle_text(node: Node, connection: Connection, text: str) -> None:
-    """One text frame in; a reply or an error frame queued out. Never raises."""
-    if connection.closing:  # being closed (evicted, disconnected): what it still sends is ignored
-        return
-    if not connection.frame_bucket.take():
-        limit = node.settings.client_frames_per_second
-        node.send(connection, native.error_frame(errors.RateLimitError(f"more than {limit:g} frames per second")))
-        return
-    try:
-        request = native.parse(text)
-    except native.FrameError as exc:
-        node.send(connection, native.error_frame(exc, exc.request_id, exc.channel))
-        return
-    try:
-        reply = await _reply(node, connection, request)
-    except errors.RealtimeError as exc:
-        reply = native.error_frame(exc, request.id, getattr(request, "channel", None))
-    except Exception:
-        log.exception("internal error handling a request", extra={"connection_id": connection.id})
-        reply = native.error_frame(
-            errors.RealtimeError("internal error"), request.id, getattr(request, "channel", None)
-        )
-    if reply is not None:
-        node.send(connection, reply)
+def websocket_closer(ws: web.WebSocketResponse, transport: Any, dialect: Dialect, timeout: float) -> Any:
+    """How the engine closes this WebSocket: a close frame with the dialect's code, and when the peer
+    does not take it within ``timeout`` (a reader that reads nothing), the transport aborted."""
+
+    async def close(reason: errors.CloseReason) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await ws.close(code=dialect.close_code(reason), message=reason.value.encode())
+        except TimeoutError:
+            log.info("closing handshake timed out: transport aborted", extra={"reason": reason.name})
+            if transport is not None:
+                transport.abort()
+
+    return close
 
 
 async def socket_handler(request: web.Request) -> web.WebSocketResponse:
     """``GET /socket``: one native-protocol connection for its whole life."""
-    from websocket_realtime_engine.web.app import NODE_KEY
-
     node = request.app[NODE_KEY]
     settings = node.settings
     ws = web.WebSocketResponse(
@@ -82,34 +50,21 @@ async def socket_handler(request: web.Request) -> web.WebSocketResponse:
         timeout=settings.close_timeout,
     )
     await ws.prepare(request)
-
-    async def closer(code: int, reason: str) -> None:
-        # A peer that reads nothing (a slow consumer) would hold the drain forever: the timeout
-        # makes aiohttp drop the transport instead.
-        try:
-            async with asyncio.timeout(settings.close_timeout):
-                await ws.close(code=code, message=reason.encode())
-        except TimeoutError:
-            log.info("closing handshake timed out", extra={"code": code})
-
     transport: Any = request.transport
+    closer = websocket_closer(ws, transport, native.DIALECT, settings.close_timeout)
     try:
-        connection = node.open_connection(transport, closer, client_address(request))
-    except errors.LimitError as exc:
-        await ws.close(code=exc.code, message=exc.message.encode())
+        connection = node.open_connection(transport, closer, NATIVE_WEBSOCKET, client_address(request))
+    except errors.ConnectionRefused as exc:
+        await ws.close(code=native.close_code(exc.reason), message=exc.message.encode())
         return ws
-    node.send(
-        connection, native.encode("connected", None, {"connection_id": connection.id, "heartbeat": settings.heartbeat})
-    )
+    session = Session(node, connection, native.DIALECT)
+    session.hello()
     try:
         async for message in ws:
             if message.type is WSMsgType.TEXT:
-                await handle_text(node, connection, message.data)
+                await session.receive(message.data)
             elif message.type is WSMsgType.BINARY:
-                node.send(
-                    connection,
-                    native.error_frame(errors.UnsupportedDataError("binary frames are not supported; send JSON text")),
-                )
+                session.refuse_binary()
     finally:
         await node.connection_lost(connection)
     return ws

@@ -1,0 +1,118 @@
+"""A client's session: the dialect-neutral handling of what one connection asks for.
+
+A transport (a WebSocket handler, later an SSE stream and the Pusher socket) is a thin loop: it
+hands each text message to :meth:`Session.receive` and the session does the rest. The session
+parses with its connection's dialect, applies the per-connection frame rate, carries the command
+out on the node and queues the reply (or an error) in the same dialect. It never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from websocket_realtime_engine import errors
+from websocket_realtime_engine.connection import Connection
+from websocket_realtime_engine.node import Node
+from websocket_realtime_engine.protocol.channels import ChannelType
+from websocket_realtime_engine.protocol.commands import (
+    Acknowledged,
+    Command,
+    Dialect,
+    FrameError,
+    Message,
+    Ping,
+    Pong,
+    Presence,
+    Reply,
+    RequestId,
+    SignedIn,
+    Signin,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+    Unsubscribed,
+)
+
+log = logging.getLogger("realtime.session")
+
+
+class Session:
+    """One connection's commands, in one dialect."""
+
+    __slots__ = ("node", "connection", "dialect")
+
+    def __init__(self, node: Node, connection: Connection, dialect: Dialect) -> None:
+        self.node = node
+        self.connection = connection
+        self.dialect = dialect
+
+    def hello(self) -> None:
+        """Queue the dialect's first message (the connection's id, the heartbeat, the protocol)."""
+        self.node.send(self.connection, self.dialect.connected(self.connection.id, self.node.settings.heartbeat))
+
+    async def receive(self, text: str | bytes) -> None:
+        """One text message in; a reply or an error queued out. Never raises."""
+        connection = self.connection
+        if not connection.is_open:  # being closed (evicted, disconnected): what it still sends is ignored
+            return
+        if not connection.frame_bucket.take():
+            limit = self.node.settings.client_frames_per_second
+            self.error(errors.RateLimitError(f"more than {limit:g} frames per second"))
+            return
+        try:
+            command = self.dialect.parse(text)
+        except FrameError as exc:
+            self.error(exc, exc.request_id, exc.channel)
+            return
+        channel = getattr(command, "channel", None)
+        try:
+            reply = await self.handle(command)
+        except errors.RealtimeError as exc:
+            self.error(exc, command.id, channel)
+            return
+        except Exception:
+            log.exception("internal error handling a request", extra={"connection_id": connection.id})
+            self.error(errors.RealtimeError("internal error"), command.id, channel)
+            return
+        self.reply(reply, command.id)
+
+    def refuse_binary(self) -> None:
+        """A binary message: only text is spoken."""
+        self.error(errors.UnsupportedDataError("binary frames are not supported; send JSON text"))
+
+    async def handle(self, command: Command) -> Reply:
+        """Carry out one command on the node; the reply, if it has one."""
+        node, connection = self.node, self.connection
+        match command:
+            case Subscribe(channel, auth_value, channel_data, _, since):
+                done = await node.subscribe(connection, channel, auth_value, channel_data, since)
+                return Subscribed(channel, done.members, done.position, done.recovered, done.missed)
+            case Unsubscribe(channel):
+                await node.unsubscribe(connection, channel)
+                return Unsubscribed(channel)
+            case Message(channel, data, echo):
+                await node.client_message(connection, channel, data, echo)
+                return Acknowledged(channel)
+            case Presence(channel, auth_value, channel_data):
+                if node.policy.type_of(channel) is not ChannelType.PRESENCE:
+                    raise errors.ProtocolError(f"{channel} is not a presence channel")
+                done = await node.subscribe(connection, channel, auth_value, channel_data)
+                return Subscribed(channel, done.members, done.position, as_presence=True)
+            case Signin(auth_value, user_data):
+                return SignedIn(node.signin(connection, auth_value, user_data))
+            case Ping():
+                return Pong()
+        raise errors.UnknownEventError("unknown request")  # pragma: no cover - parsers return only the above
+
+    def reply(self, reply: Reply, request_id: RequestId) -> None:
+        """Queue a reply; after ``subscribed``, the publications the subscription recovered."""
+        text = self.dialect.encode_reply(reply, request_id)
+        if text is not None:
+            self.node.send(self.connection, text)
+        if isinstance(reply, Subscribed):
+            for publication in reply.publications:
+                self.node.hub.send_publication(self.connection, publication)
+
+    def error(self, error: errors.RealtimeError, request_id: RequestId = None, channel: str | None = None) -> None:
+        """Queue an error message; the connection stays open."""
+        self.node.send(self.connection, self.dialect.encode_error(error, request_id, channel))
