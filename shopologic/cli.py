@@ -1,6 +1,8 @@
 """The Shopologic command line: ``python bootstrap_plugins.py …`` or ``shopologic …``.
 
-Every command exits non-zero with one clear line on bad input, never a traceback.
+The host's commands are here; plugins add theirs through the ``register_commands`` hook (every
+discovered plugin, active or not), so the host imports no plugin module. Every command exits
+non-zero with one clear line on bad input, never a traceback.
 """
 
 from __future__ import annotations
@@ -8,25 +10,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
+import uvloop
 from sqlalchemy.exc import SQLAlchemyError
 
 from shopologic import log
 from shopologic.config import ConfigError, HostSettings, redact_url
+from shopologic.contracts import CommandError, PluginError
 from shopologic.events import EVENT_HOOKS, InvalidEventError
 from shopologic.manifest import ManifestError
-from shopologic.platform import Platform, PluginError, await_all
-from shopologic.server import ServeError
+from shopologic.platform import Platform, await_all
+from shopologic.server import ServeError, add_server_options, run_app
 
 Command = Callable[[Platform, argparse.Namespace], Coroutine[Any, Any, int]]
-
-
-class CommandError(Exception):
-    """A command cannot do what was asked; the message is the one line the user sees."""
+USER_ERRORS = (CommandError, PluginError, ManifestError, ConfigError, InvalidEventError, ServeError)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -121,12 +123,29 @@ async def cmd_emit(platform: Platform, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve -----------------------------------------------------------------------------------------
+
+
+async def cmd_serve(platform: Platform, args: argparse.Namespace) -> int:
+    """Run the platform: host routes and every active plugin's routes and services."""
+    await platform.migrate_to_head(lambda line: print(line, file=sys.stderr))
+    host, port = platform.hook.server_address(platform=platform)
+    app = platform.build_app()
+    url = f"http://{host}:{port}"
+    banner = [f"Shopologic listening on {url}"]
+    for lines in platform.hook.server_banner(url=url, platform=platform):
+        banner.extend(lines or [])
+    banner.append(f"  health     {url}/health")
+    access_log = logging.getLogger("aiohttp.access").isEnabledFor(logging.DEBUG)
+    await run_app(app, host, port, banner, access_log=access_log)
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from websocket_realtime_engine import commands as websocket_commands
-
+def build_parser(platform: Platform) -> argparse.ArgumentParser:
+    """The host's commands, then every discovered plugin's (``register_commands``)."""
     parser = ArgumentParser(prog="shopologic", description="The Shopologic platform and its plugins.")
     parser.set_defaults(handler=cmd_init)
     sub = parser.add_subparsers(dest="command")
@@ -157,15 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     emit.set_defaults(handler=cmd_emit)
 
     serve = sub.add_parser("serve", help="run the platform with every active plugin")
-    websocket_commands.add_server_options(serve)
-    serve.set_defaults(handler=websocket_commands.cmd_serve)
+    add_server_options(serve)
+    serve.set_defaults(handler=cmd_serve)
 
-    websocket_commands.add_parser(sub)
+    platform.register_commands(sub)
     return parser
 
 
-async def _run(handler: Command, args: argparse.Namespace) -> int:
-    platform = Platform(HostSettings.from_env())
+async def _run(platform: Platform, handler: Command, args: argparse.Namespace) -> int:
     platform.overrides = {
         name: getattr(args, name, None) for name in ("host", "port", "node_id") if getattr(args, name, None) is not None
     }
@@ -176,29 +194,18 @@ async def _run(handler: Command, args: argparse.Namespace) -> int:
         await platform.close()
 
 
+def _parse_and_run(argv: list[str] | None) -> int:
+    platform = Platform(HostSettings.from_env())
+    args = build_parser(platform).parse_args(argv)
+    return uvloop.run(_run(platform, args.handler, args))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse, run one command, turn every known failure into one line and a non-zero exit."""
-    from websocket_realtime_engine.client import EngineUnreachableError
-    from websocket_realtime_engine.commands import CommandError as WebsocketCommandError
-    from websocket_realtime_engine.config import SettingsError
-
     log.configure(os.environ.get("REALTIME_LOG_LEVEL", "info"), os.environ.get("REALTIME_LOG_FORMAT", "json"))
-    args = build_parser().parse_args(argv)
     try:
-        import uvloop
-
-        return uvloop.run(_run(args.handler, args))
-    except (
-        CommandError,
-        WebsocketCommandError,
-        PluginError,
-        ManifestError,
-        ConfigError,
-        SettingsError,
-        InvalidEventError,
-        EngineUnreachableError,
-        ServeError,
-    ) as exc:
+        return _parse_and_run(argv)
+    except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (SQLAlchemyError, OSError) as exc:

@@ -18,16 +18,16 @@ from typing import Any
 from aiohttp import web
 
 from shopologic import __version__
+from shopologic.contracts import PLATFORM_KEY, PluginHost
 from shopologic.hookspecs import hookimpl
 
 SESSION_COOKIE = "shopologic_session"
 MAX_SESSION_COOKIE = 4096
+DEFAULT_ADDRESS = ("127.0.0.1", 8080)
 
 
 def _platform_secret(request: web.Request) -> bytes:
-    from shopologic.platform import PLATFORM_KEY
-
-    return str(request.app[PLATFORM_KEY].settings.secret_key).encode()  # type: ignore[attr-defined]
+    return request.app[PLATFORM_KEY].settings.secret_key.encode()
 
 
 def sign_session(secret: str, user: dict[str, Any]) -> str:
@@ -74,6 +74,14 @@ def authorize_channel(user: dict[str, Any] | None, channel: str, connection_id: 
     if user.get("role") == "admin":
         return True
     return channel == f"private-customer.{user['id']}"
+
+
+@hookimpl
+def server_address(platform: PluginHost) -> tuple[str, int]:
+    """The ``--host``/``--port`` flags, else 127.0.0.1:8080 (when no plugin owns the address)."""
+    host = platform.overrides.get("host") or DEFAULT_ADDRESS[0]
+    port = platform.overrides.get("port") or DEFAULT_ADDRESS[1]
+    return str(host), int(port)
 
 
 async def health(request: web.Request) -> web.Response:

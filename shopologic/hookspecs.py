@@ -7,14 +7,14 @@ implementation sees them, so implementations receive clean, typed dictionaries.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import argparse
+from pathlib import Path
+from typing import Any
 
 import pluggy
+from aiohttp import web
 
-if TYPE_CHECKING:
-    from aiohttp import web
-
-    from shopologic.platform import MigrationSource, Platform
+from shopologic.contracts import MigrationSource, PluginHost
 
 PROJECT_NAME = "shopologic"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -25,7 +25,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def plugin_activated(plugin_name: str, platform: Platform) -> None:
+def plugin_activated(plugin_name: str, platform: PluginHost) -> None:
     """Called once when a plugin is activated, after its migrations have run.
 
     Only the plugin being activated receives the call.
@@ -37,7 +37,7 @@ def plugin_activated(plugin_name: str, platform: Platform) -> None:
 
 
 @hookspec
-def plugin_deactivated(plugin_name: str, platform: Platform) -> None:
+def plugin_deactivated(plugin_name: str, platform: PluginHost) -> None:
     """Called once when a plugin is deactivated. Only that plugin receives the call.
 
     :param plugin_name: the manifest name of the plugin being deactivated.
@@ -47,7 +47,7 @@ def plugin_deactivated(plugin_name: str, platform: Platform) -> None:
 
 
 @hookspec
-def platform_loaded(platform: Platform) -> None:
+def platform_loaded(platform: PluginHost) -> None:
     """Called in every process once the platform has loaded its active plugins, before any command
     runs or any request is served.
 
@@ -57,11 +57,14 @@ def platform_loaded(platform: Platform) -> None:
 
 
 @hookspec
-def plugin_migrations(platform: Platform) -> MigrationSource | None:
-    """Ask a plugin where its alembic migrations live.
+def plugin_migrations(script_location: Path, platform: PluginHost) -> MigrationSource | None:
+    """Ask a plugin which tables its alembic migrations own. Called only for a plugin whose manifest
+    names a ``migrations`` folder, and only that plugin receives the call.
 
+    :param script_location: the plugin's alembic folder, as its manifest's ``migrations`` names it
+        (resolved); the source returned must use it.
     :param platform: the host platform.
-    :returns: a :class:`~shopologic.platform.MigrationSource` (plugin name, script location,
+    :returns: a :class:`~shopologic.contracts.MigrationSource` (plugin name, ``script_location``,
         version table, table prefix), or ``None`` when the plugin has no tables.
     """
 
@@ -154,7 +157,7 @@ def product_price_changed(product: dict[str, Any], previous_price: str) -> Any:
 
 
 @hookspec
-def register_routes(app: web.Application, platform: Platform) -> None:
+def register_routes(app: web.Application, platform: PluginHost) -> None:
     """Add a plugin's routes to the platform's aiohttp application, before it starts.
 
     :param app: the one application that serves the platform.
@@ -164,13 +167,56 @@ def register_routes(app: web.Application, platform: Platform) -> None:
 
 
 @hookspec
-def background_services(app: web.Application, platform: Platform) -> list[Any] | None:
+def background_services(app: web.Application, platform: PluginHost) -> list[Any] | None:
     """Name the background services a plugin runs while the application runs.
 
     :param app: the application the services run beside.
     :param platform: the host platform.
     :returns: a list of aiohttp ``cleanup_ctx`` callables (async generators taking the app: the
         code before ``yield`` starts the service, the code after stops it), or ``None``.
+    """
+
+
+# -- command line -----------------------------------------------------------------------------------
+
+
+@hookspec
+def register_commands(subparsers: argparse._SubParsersAction[Any], platform: PluginHost) -> None:
+    """Add a plugin's commands to the command line, as pytest plugins add options. Called once per
+    run of the CLI, before its arguments are parsed, for every discovered plugin, active or not (a
+    command may activate its plugin, or work without it: ``websocket start`` on a fresh database).
+
+    A command is a sub-parser with ``set_defaults(handler=…)``: an ``async def handler(platform,
+    args) -> int`` returning the exit code. A handler reports what the user got wrong by raising
+    :class:`~shopologic.contracts.CommandError`; the CLI prints it as one ``error:`` line.
+
+    :param subparsers: the top-level ``add_subparsers()`` of the CLI; ``subparsers.add_parser(name,
+        help=…)`` adds a command.
+    :param platform: the host platform, not loaded yet: its database is read when the command runs.
+    :returns: nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def server_address(platform: PluginHost) -> tuple[str, int] | None:
+    """Tell where ``serve`` listens. Stops at the first non-None result.
+
+    Called by ``serve`` before it listens. The host's default answers the ``--host``/``--port``
+    flags, else ``127.0.0.1:8080``; it is registered first, so a plugin that owns the address
+    setting (the realtime engine: ``REALTIME_HOST``, ``REALTIME_PORT``) answers instead.
+
+    :param platform: the host platform (its ``overrides`` hold the ``--host``/``--port`` flags).
+    :returns: ``(host, port)``, or ``None`` to let the next implementation answer.
+    """
+
+
+@hookspec
+def server_banner(url: str, platform: PluginHost) -> list[str] | None:
+    """Name what a plugin serves, for ``serve`` to print once it listens.
+
+    :param url: the base URL the platform listens on, e.g. ``http://127.0.0.1:8080``.
+    :param platform: the host platform.
+    :returns: lines to print under the host's "listening" line (indented two spaces), or ``None``.
     """
 
 

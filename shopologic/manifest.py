@@ -1,6 +1,10 @@
 """Plugin manifests (``plugin.json``): discovery and validation.
 
-A manifest that does not validate is a :class:`ManifestError` naming the file and the field.
+A manifest names the plugin (``name``, ``version``, ``description``), the files of its folder the
+host loads (``hooks``: hook implementations; ``hookspecs``: the plugin's own hookspecs; each a path
+relative to the folder, such as ``"hooks/lifecycle.py"``), its alembic folder (``migrations``) and
+what it needs (``requires``). A manifest that does not validate is a :class:`ManifestError` naming
+the file and the field.
 """
 
 from __future__ import annotations
@@ -9,14 +13,13 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,63}$")
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?$")
-MODULE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class ManifestError(ValueError):
@@ -40,14 +43,9 @@ class ManifestSchema(Schema):
         required=True, validate=validate.Regexp(VERSION_PATTERN, error="must be a version like 1.2.3")
     )
     description = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    hooks = fields.List(
-        fields.String(validate=validate.Regexp(MODULE_PATTERN, error="must be a module path")), required=True
-    )
-    hookspecs = fields.List(
-        fields.String(validate=validate.Regexp(MODULE_PATTERN, error="must be a module path")), load_default=list
-    )
+    hooks = fields.List(fields.String(), required=True)
+    hookspecs = fields.List(fields.String(), load_default=list)
     migrations = fields.String(load_default=None, allow_none=True)
-    settings = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
     requires = fields.Nested(RequiresSchema, load_default=lambda: RequiresSchema().load({}))
 
 
@@ -58,12 +56,16 @@ class Manifest:
     name: str
     version: str
     description: str
-    hooks: tuple[str, ...]
-    hookspecs: tuple[str, ...]
-    migrations: Path | None
-    settings: dict[str, Any]
+    hooks: tuple[str, ...]  # files of the plugin's folder, relative to it: "hooks/lifecycle.py"
+    hookspecs: tuple[str, ...]  # the same, for the plugin's own hookspecs
+    migrations: Path | None  # the alembic folder, resolved
     requires: dict[str, Any]
     path: Path = field(compare=False)
+
+    @property
+    def folder(self) -> Path:
+        """The plugin's folder: where ``hooks``, ``hookspecs`` and ``migrations`` are found."""
+        return self.path.parent.resolve()
 
 
 def _first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
@@ -91,9 +93,17 @@ def load_manifest(path: Path) -> Manifest:
     except ValidationError as exc:
         field_name, message = _first_error(exc.messages)
         raise ManifestError(f"{path}: field {field_name!r}: {message}") from None
+    folder = path.parent.resolve()
+    for field_name in ("hooks", "hookspecs"):
+        for index, value in enumerate(data[field_name]):
+            problem = _module_file_problem(folder, value)
+            if problem:
+                raise ManifestError(f"{path}: field '{field_name}.{index}': {value!r} {problem}")
     migrations = None
     if data["migrations"]:
-        migrations = (path.parent / data["migrations"]).resolve()
+        migrations = (folder / data["migrations"]).resolve()
+        if not migrations.is_relative_to(folder):
+            raise ManifestError(f"{path}: field 'migrations': {data['migrations']!r} is outside the plugin folder")
         if not (migrations / "env.py").is_file():
             raise ManifestError(f"{path}: field 'migrations': {data['migrations']!r} has no alembic env.py")
     return Manifest(
@@ -103,10 +113,28 @@ def load_manifest(path: Path) -> Manifest:
         hooks=tuple(data["hooks"]),
         hookspecs=tuple(data["hookspecs"]),
         migrations=migrations,
-        settings=data["settings"],
         requires=data["requires"],
         path=path,
     )
+
+
+def _module_file_problem(folder: Path, value: str) -> str | None:
+    """What is wrong with a ``hooks``/``hookspecs`` entry, or ``None``: a ``.py`` path inside the folder.
+
+    The host imports the file as a module named after its path, so each part must be an identifier.
+    Whether the file exists is not checked here: a manifest whose file went missing (a broken upgrade)
+    still loads, so the plugin shows as broken and can be deactivated instead of failing every command.
+    """
+    relative = PurePosixPath(value)
+    if relative.is_absolute() or "\\" in value:
+        return "must be a path relative to the plugin folder, with / between folders"
+    if relative.suffix != ".py":
+        return "must be the path of a .py file"
+    if not (folder / relative).resolve().is_relative_to(folder):
+        return "is outside the plugin folder"
+    if not all(part.isidentifier() for part in relative.with_suffix("").parts):
+        return "must name folders and a file that are Python identifiers (it is imported as a module)"
+    return None
 
 
 def discover_manifests(folders: Iterable[Path]) -> list[Manifest]:

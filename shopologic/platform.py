@@ -1,21 +1,18 @@
 """The host platform: plugin manager, activation state, migrations and the web application.
 
 ``Platform`` discovers manifests, registers the hook modules of active plugins with a
-``pluggy.PluginManager("shopologic")`` and checks that every implementation has a spec. Activation
-state lives in the platform database (:mod:`shopologic.db`).
+``pluggy.PluginManager("shopologic")`` and checks that every implementation has a spec. A plugin's
+modules are loaded under the host's namespace (:mod:`shopologic.loader`), never through ``sys.path``.
+Activation state lives in the platform database (:mod:`shopologic.db`).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import importlib
 import inspect
 import logging
-import sys
-from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pluggy
@@ -25,26 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shopologic import defaults, events, hookspecs
 from shopologic.config import HostSettings
+from shopologic.contracts import PLATFORM_KEY, MigrationSource, PluginError
 from shopologic.db import PluginState, create_engine, create_host_tables
+from shopologic.loader import load_plugin_module
 from shopologic.manifest import Manifest, discover_manifests
 
 log = logging.getLogger("shopologic.platform")
 
-PLATFORM_KEY = web.AppKey("shopologic.platform", object)
-
-
-class PluginError(RuntimeError):
-    """A plugin cannot be found, loaded, activated or deactivated."""
-
-
-@dataclass(frozen=True)
-class MigrationSource:
-    """Where a plugin's alembic migrations live and which tables they own."""
-
-    plugin: str
-    script_location: Path
-    version_table: str
-    table_prefix: str
+__all__ = ["PLATFORM_KEY", "MigrationSource", "Platform", "PluginError", "await_all", "await_me_maybe"]
 
 
 async def await_me_maybe(value: Any) -> Any:
@@ -65,19 +50,25 @@ class Platform:
     def __init__(self, settings: HostSettings) -> None:
         self.settings = settings
         self.manifests: dict[str, Manifest] = {m.name: m for m in discover_manifests(settings.plugin_paths)}
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        self.pm.add_hookspecs(hookspecs)
+        self.pm = self._plugin_manager()
         self.pm.add_hookcall_monitoring(events.validate_hook_call, lambda *args: None)
-        self.pm.register(defaults, name="shopologic.defaults")
-        for manifest in self.manifests.values():
-            for module_name in manifest.hookspecs:
-                self.pm.add_hookspecs(_import(manifest, module_name))
+        self._every_plugin_pm: pluggy.PluginManager | None = None
         self.engine: AsyncEngine = create_engine(settings.database_url)
         self.active: set[str] = set()
         # active plugins that could not be loaded: name -> why
         self.broken: dict[str, str] = {}
         # command-line options (``--host``, ``--port``, ``--node-id``) for plugins to honour
         self.overrides: dict[str, Any] = {}
+
+    def _plugin_manager(self) -> pluggy.PluginManager:
+        """A plugin manager with the host's hookspecs, every discovered plugin's, and the defaults."""
+        pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        pm.add_hookspecs(hookspecs)
+        pm.register(defaults, name="shopologic.defaults")
+        for manifest in self.manifests.values():
+            for relative_path in manifest.hookspecs:
+                pm.add_hookspecs(load_plugin_module(manifest, relative_path))
+        return pm
 
     @property
     def hook(self) -> Any:
@@ -171,14 +162,16 @@ class Platform:
             await conn.execute(update(PluginState).where(PluginState.name == name).values(active=active))
         (self.active.add if active else self.active.discard)(name)
 
-    def _register(self, manifest: Manifest) -> None:
-        for module_name in manifest.hooks:
-            plugin_name = f"{manifest.name}:{module_name}"
-            if self.pm.get_plugin(plugin_name) is None:
+    def _register(self, manifest: Manifest, pm: pluggy.PluginManager | None = None) -> None:
+        """Register a plugin's hook modules (as ``<plugin>:<path>``) with ``pm``, the host's by default."""
+        pm = pm or self.pm
+        for relative_path in manifest.hooks:
+            plugin_name = f"{manifest.name}:{relative_path}"
+            if pm.get_plugin(plugin_name) is None:
                 try:
-                    self.pm.register(_import(manifest, module_name), name=plugin_name)
+                    pm.register(load_plugin_module(manifest, relative_path), name=plugin_name)
                 except pluggy.PluginValidationError as exc:
-                    raise PluginError(f"{manifest.path}: hook module {module_name!r} is invalid: {exc}") from None
+                    raise PluginError(f"{manifest.path}: hook module {relative_path!r} is invalid: {exc}") from None
 
     def check_pending(self) -> None:
         """``pm.check_pending()``, with an implementation of an unknown hook as a PluginError."""
@@ -197,12 +190,33 @@ class Platform:
 
         return Relay()
 
+    # -- command line ------------------------------------------------------------------------------
+
+    def register_commands(self, subparsers: argparse._SubParsersAction[Any]) -> None:
+        """Let every discovered plugin, active or not, add its commands (``register_commands``).
+
+        The call goes through a plugin manager of its own that holds every plugin's hook modules, so
+        registering an inactive plugin's hooks for its commands activates nothing. A plugin whose
+        modules cannot be loaded offers no commands (and is logged).
+        """
+        if self._every_plugin_pm is None:
+            self._every_plugin_pm = self._plugin_manager()
+            for manifest in self.manifests.values():
+                try:
+                    self._register(manifest, self._every_plugin_pm)
+                except PluginError as exc:
+                    log.warning("plugin %s offers no commands: %s", manifest.name, exc)
+        self._every_plugin_pm.hook.register_commands(subparsers=subparsers, platform=self)
+
     # -- migrations --------------------------------------------------------------------------------
 
     def _migration_sources(self, names: Iterable[str]) -> list[MigrationSource]:
         sources = []
         for name in names:
-            for source in self._only(name).plugin_migrations(platform=self):
+            location = self.manifests[name].migrations
+            if location is None:
+                continue
+            for source in self._only(name).plugin_migrations(script_location=location, platform=self):
                 if source is not None:
                     sources.append(source)
         return sources
@@ -210,6 +224,14 @@ class Platform:
     def migration_sources(self) -> list[MigrationSource]:
         """The migration sources of every active plugin."""
         return self._migration_sources(sorted(self.active))
+
+    async def migrate_to_head(self, announce: Callable[[str], None]) -> None:
+        """Upgrade every active plugin whose database is behind its migrations, announcing each first."""
+        for source in self.migration_sources():
+            current, head = await self.migration_status(source)
+            if current != head:
+                announce(f"{source.plugin}: database at {current or 'none'}, migrating to {head}")
+                await self.run_migrations(source, "upgrade", "head")
 
     def alembic_config(self, source: MigrationSource) -> Any:
         """An alembic ``Config`` for one plugin's migrations on the platform database."""
@@ -263,14 +285,3 @@ class Platform:
         for services in hook.background_services(app=app, platform=self):
             app.cleanup_ctx.extend(services or [])
         return app
-
-
-def _import(manifest: Manifest, module_name: str) -> ModuleType:
-    """Import a manifest's module; a plugin's own folder is importable, as an installed package is."""
-    folder = str(manifest.path.parent)
-    if folder not in sys.path:
-        sys.path.append(folder)
-    try:
-        return importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - any failure while importing a plugin is the plugin's
-        raise PluginError(f"{manifest.path}: hook module {module_name!r} cannot be imported: {exc}") from None

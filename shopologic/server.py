@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
@@ -11,6 +12,17 @@ from collections.abc import Iterable
 from aiohttp import web
 
 log = logging.getLogger("shopologic.server")
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """``--host``, ``--port`` and ``--node-id`` of ``serve`` (and of a plugin's own server command).
+
+    They reach plugins as ``platform.overrides``; the plugin that owns the address answers the
+    ``server_address`` hook with them (the realtime engine: they win over ``REALTIME_HOST``/``_PORT``).
+    """
+    parser.add_argument("--host", help="address to bind (default REALTIME_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port (default REALTIME_PORT, 8080)")
+    parser.add_argument("--node-id", dest="node_id", help="this node's id in the cluster (default: host-pid-random)")
 
 
 class ServeError(RuntimeError):

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
+from shopologic.loader import load_plugin_module
+from shopologic.manifest import load_manifest
 from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.node import Node
 from websocket_realtime_engine.protocol import auth
@@ -29,9 +32,27 @@ CREDENTIALS = {"app_id": "123456", "app_key": "test-key", "app_secret": "test-se
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def engine_hook_module(relative_path: str) -> ModuleType:
+    """A file of the engine plugin's folder (``hooks/commerce.py``), loaded as the host loads it.
+
+    The same module object the host registers (``shopologic_plugins.websocket_realtime_engine.…``),
+    so a test that patches its state patches what the platform's hooks see.
+    """
+    return load_plugin_module(load_manifest(ROOT / "plugin.json"), relative_path)
+
+
 def make_settings(**overrides: Any) -> Settings:
     """Settings for a test node: the test credentials, a short heartbeat, anything overridden."""
     return replace(Settings(node_id="test-node", gc_tuning=False, **CREDENTIALS), **overrides)
+
+
+def positioned(frame: dict[str, Any]) -> dict[str, Any]:
+    """``frame`` without its stream position, which it must have (an offset and an epoch)."""
+    rest = dict(frame)
+    offset, epoch = rest.pop("offset", None), rest.pop("epoch", None)
+    assert isinstance(offset, int) and offset >= 0, f"no offset in {frame}"
+    assert isinstance(epoch, str) and epoch, f"no epoch in {frame}"
+    return rest
 
 
 class Client:

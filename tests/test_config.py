@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -13,8 +11,6 @@ from shopologic.config import ConfigError, normalize_database_url
 from websocket_realtime_engine.config import Settings, SettingsError, load_settings
 from websocket_realtime_engine.db import models
 from websocket_realtime_engine.db.credentials import ensure_default_app, resolve_credentials, stored_credentials
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_precedence(tmp_path: Path) -> None:
@@ -54,14 +50,6 @@ def test_bad_config_files(tmp_path: Path) -> None:
     config.write_text("port = \n")
     with pytest.raises(SettingsError, match="not valid TOML"):
         load_settings(environ={}, config_file=config)
-
-
-def test_manifest_settings_are_the_engine_defaults() -> None:
-    manifest = json.loads((ROOT / "plugin.json").read_text())
-    defaults = {f.name: f.default for f in fields(Settings)}
-    for name, value in manifest["settings"].items():
-        expected = list(defaults[name]) if isinstance(defaults[name], tuple) else defaults[name]
-        assert value == expected, f"plugin.json settings.{name} = {value!r}, the engine's default is {expected!r}"
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,13 @@ from aiohttp.test_utils import TestServer
 
 from shopologic.config import HostSettings
 from shopologic.platform import Platform, await_all
+from tests.conftest import engine_hook_module
 from websocket_realtime_engine import PLUGIN_NAME
-from websocket_realtime_engine.hooks.commerce import order_broadcasts, public_order
 from websocket_realtime_engine.protocol import auth
 from websocket_realtime_engine.web.app import NODE_KEY
+
+commerce = engine_hook_module("hooks/commerce.py")
+order_broadcasts, public_order = commerce.order_broadcasts, commerce.public_order
 
 ORDER = {
     "id": 1001,

@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import ROOT, Client, free_port
+from tests.conftest import ROOT, Client, free_port, positioned
 from websocket_realtime_engine import PLUGIN_NAME
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -250,7 +250,7 @@ async def test_websocket_start_on_an_unmigrated_database_serves_emit_and_status(
         result = await asyncio.to_thread(cli, "emit", "order.created", ORDER, env=engine)
         assert assert_ok(result) == "emitted order.created to 1 hook implementation(s)\n"
         frame = await client.expect("order.created", timeout=5)
-        assert frame == {"event": "order.created", "channel": "orders", "data": {"order": PUBLIC_ORDER}}
+        assert positioned(frame) == {"event": "order.created", "channel": "orders", "data": {"order": PUBLIC_ORDER}}
 
         status = assert_ok(await asyncio.to_thread(cli, "websocket", "status", env=engine)).splitlines()
         assert status[0].startswith("node ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,4 +211,4 @@ def test_a_valid_product_event_is_cleaned(platform: Platform, recorder: EventRec
 
 def test_hooks_that_are_not_shop_events_are_not_validated(platform: Platform) -> None:
     # plugin_migrations takes no payload schema: the monitor lets it through untouched
-    assert platform.hook.plugin_migrations(platform=platform) == []
+    assert platform.hook.plugin_migrations(script_location=Path("migrations"), platform=platform) == []

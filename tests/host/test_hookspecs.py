@@ -11,7 +11,9 @@ import pytest
 
 from shopologic import hookspecs as host_hookspecs
 from shopologic.hookspecs import PROJECT_NAME, hookspec
-from websocket_realtime_engine import hookspecs as engine_hookspecs
+from tests.conftest import engine_hook_module
+
+engine_hookspecs = engine_hook_module("hooks/hookspecs.py")
 
 SPEC_ATTRIBUTE = f"{PROJECT_NAME}_spec"
 FIRSTRESULT_PHRASE = "Stops at the first non-None result"
@@ -76,6 +78,9 @@ def test_the_spec_modules_are_found_with_every_hook_the_platform_relies_on() -> 
         "background_services",
         "identify_user",
         "authorize_channel",
+        "register_commands",
+        "server_address",
+        "server_banner",
         "realtime_connection_opened",
         "realtime_connection_closed",
         "realtime_channel_occupied",
@@ -92,9 +97,13 @@ def test_every_hookspec_is_documented(qualified: str, spec: Callable[..., Any]) 
     assert documentation_problems(spec) == [], f"{qualified} is not fully documented"
 
 
-def test_the_firstresult_specs_are_the_authorization_hooks() -> None:
+def test_the_firstresult_specs_are_the_authorization_hooks_and_the_server_address() -> None:
     firstresult = {qualified for qualified, spec in all_specs() if getattr(spec, SPEC_ATTRIBUTE).get("firstresult")}
-    assert firstresult == {"shopologic.hookspecs.identify_user", "shopologic.hookspecs.authorize_channel"}
+    assert firstresult == {
+        "shopologic.hookspecs.identify_user",
+        "shopologic.hookspecs.authorize_channel",
+        "shopologic.hookspecs.server_address",
+    }
 
 
 # -- the check itself must fail on an undocumented spec -----------------------------------------------

@@ -15,13 +15,15 @@ VALID: dict[str, Any] = {
     "name": "sample-plugin",
     "version": "1.2.3",
     "description": "A plugin written by the tests",
-    "hooks": ["sample_plugin.hooks"],
+    "hooks": ["hooks/sample.py"],
 }
 
 
 def write_manifest(folder: Path, content: Any) -> Path:
-    """Write ``content`` (a dict, as JSON, or raw text) to ``folder/plugin.json``."""
+    """Write ``content`` (a dict, as JSON, or raw text) to ``folder/plugin.json``, with ``hooks/sample.py``."""
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hooks").mkdir(exist_ok=True)
+    (folder / "hooks" / "sample.py").write_text('"""A hook module of the tests."""\n', encoding="utf-8")
     path = folder / "plugin.json"
     path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
     return path
@@ -40,10 +42,9 @@ def test_a_valid_manifest_loads_with_its_defaults(tmp_path: Path) -> None:
         name="sample-plugin",
         version="1.2.3",
         description="A plugin written by the tests",
-        hooks=("sample_plugin.hooks",),
+        hooks=("hooks/sample.py",),
         hookspecs=(),
         migrations=None,
-        settings={},
         requires={"python": ">=3.11", "platform": ">=0.1", "packages": [], "plugins": []},
         path=path,
     )
@@ -80,10 +81,11 @@ def test_an_unreadable_manifest_names_the_file(tmp_path: Path) -> None:
         ({"version": "v1.0.0"}, "version", "must be a version like 1.2.3"),
         ({"version": 1}, "version", "Not a valid string"),
         ({"description": ""}, "description", "Length must be between 1 and 500"),
-        ({"hooks": "sample_plugin.hooks"}, "hooks", "Not a valid list"),
-        ({"hooks": ["sample_plugin/hooks.py"]}, "hooks.0", "must be a module path"),
-        ({"hooks": ["ok.module", "not a module"]}, "hooks.1", "must be a module path"),
-        ({"hookspecs": ["sample_plugin..specs"]}, "hookspecs.0", "must be a module path"),
+        ({"hooks": "hooks/sample.py"}, "hooks", "Not a valid list"),
+        ({"hooks": ["hooks/sample"]}, "hooks.0", "must be the path of a .py file"),
+        ({"hooks": ["hooks/sample.py", "not a module"]}, "hooks.1", "must be the path of a .py file"),
+        ({"hookspecs": ["../specs.py"]}, "hookspecs.0", "is outside the plugin folder"),
+        ({"settings": {"port": 8080}}, "settings", "Unknown field"),
         ({"requires": {"packages": "aiohttp"}}, "requires.packages", "Not a valid list"),
     ],
 )
@@ -118,6 +120,31 @@ def test_a_migrations_folder_with_env_py_resolves_next_to_the_manifest(tmp_path:
     assert manifest.migrations == (tmp_path / "migrations").resolve()
 
 
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("../outside.py", "is outside the plugin folder"),
+        ("hooks/../../outside.py", "is outside the plugin folder"),
+        ("/etc/hooks.py", "must be a path relative to the plugin folder, with / between folders"),
+        ("my-hooks/sample.py", "must name folders and a file that are Python identifiers (it is imported as a module)"),
+    ],
+)
+def test_a_hooks_path_outside_the_folder_is_refused(tmp_path: Path, entry: str, problem: str) -> None:
+    (tmp_path / "outside.py").write_text("")  # exists, but not in the plugin's folder
+    (tmp_path / "plugin" / "my-hooks").mkdir(parents=True)
+    (tmp_path / "plugin" / "my-hooks" / "sample.py").write_text("")
+    for field_name in ("hooks", "hookspecs"):
+        path = write_manifest(tmp_path / "plugin", {**VALID, field_name: ["hooks/sample.py", entry]})
+        assert manifest_error(path) == f"{path}: field '{field_name}.1': {entry!r} {problem}"
+
+
+def test_a_migrations_folder_outside_the_plugin_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "env.py").write_text("")  # a valid alembic folder, but not the plugin's
+    path = write_manifest(tmp_path / "plugin", {**VALID, "migrations": "../migrations"})
+    assert manifest_error(path) == f"{path}: field 'migrations': '../migrations' is outside the plugin folder"
+
+
 def test_two_plugins_with_one_name_are_refused(tmp_path: Path) -> None:
     first = write_manifest(tmp_path / "a_plugin", VALID).resolve()
     second = write_manifest(tmp_path / "b_plugin", {**VALID, "version": "2.0.0"})
@@ -146,7 +173,7 @@ def test_discovery_finds_the_repository_plugin_and_the_test_plugin() -> None:
     engine = found["websocket-realtime-engine"]
     assert engine.path == (ROOT / "plugin.json").resolve()
     assert engine.version == json.loads((ROOT / "plugin.json").read_text())["version"]
-    assert engine.hooks == ("websocket_realtime_engine.hooks.lifecycle", "websocket_realtime_engine.hooks.commerce")
-    assert engine.hookspecs == ("websocket_realtime_engine.hookspecs",)
-    assert engine.migrations == (ROOT / "websocket_realtime_engine" / "migrations").resolve()
+    assert engine.hooks == ("hooks/lifecycle.py", "hooks/commerce.py", "hooks/commands.py")
+    assert engine.hookspecs == ("hooks/hookspecs.py",)
+    assert engine.migrations == (ROOT / "migrations").resolve()
     assert found["order-emitter"].path == (TEST_PLUGINS / "order_emitter" / "plugin.json").resolve()

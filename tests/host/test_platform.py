@@ -15,17 +15,17 @@ from aiohttp.test_utils import TestServer
 from shopologic.config import HostSettings
 from shopologic.hookspecs import hookimpl
 from shopologic.platform import Platform, PluginError, await_all
-from tests.conftest import Client
+from tests.conftest import Client, positioned
 from websocket_realtime_engine import PLUGIN_NAME
 from websocket_realtime_engine.db.credentials import stored_credentials
 from websocket_realtime_engine.web.app import NODE_KEY
 
 EMITTER = "order-emitter"
 ENGINE_HOOK_MODULES = (
-    f"{PLUGIN_NAME}:websocket_realtime_engine.hooks.lifecycle",
-    f"{PLUGIN_NAME}:websocket_realtime_engine.hooks.commerce",
+    f"{PLUGIN_NAME}:hooks/lifecycle.py",
+    f"{PLUGIN_NAME}:hooks/commerce.py",
 )
-EMITTER_HOOK_MODULE = f"{EMITTER}:order_emitter_hooks"
+EMITTER_HOOK_MODULE = f"{EMITTER}:hooks/engine_events.py"
 
 PlatformFactory = Callable[[], Awaitable[Platform]]
 
@@ -193,7 +193,7 @@ async def test_an_order_event_from_a_second_plugin_reaches_a_subscriber(
     async with aiohttp.ClientSession() as session:
         client = await connect(session, engine_server)
         subscribed = await client.subscribe("orders")
-        assert subscribed == {"event": "subscribed", "channel": "orders", "data": {}}
+        assert positioned(subscribed) == {"event": "subscribed", "channel": "orders", "data": {}}
 
         # what the other plugin does: a direct call through the host's hook relay
         order = {
@@ -216,13 +216,30 @@ async def test_an_order_event_from_a_second_plugin_reaches_a_subscriber(
             "currency": "EUR",
             "item_count": 2,
         }
-        assert frame == {
+        assert positioned(frame) == {
             "event": "order.status_changed",
             "channel": "orders",
             "data": {"order": public_summary, "previous_status": "pending"},
         }
         assert "customer_id" not in frame["data"]["order"] and "email" not in frame["data"]["order"]
         await client.nothing(0.2)  # one event: one frame on the public channel
+        await client.ws.close()
+
+
+async def test_one_order_created_reaches_the_hooks_commerce_of_both_plugins(
+    both_active: Platform, engine_server: TestServer
+) -> None:
+    emitter_commerce = both_active.pm.get_plugin(f"{EMITTER}:hooks/commerce.py")
+    engine_commerce = both_active.pm.get_plugin(f"{PLUGIN_NAME}:hooks/commerce.py")
+    assert emitter_commerce is not engine_commerce
+    emitter_commerce.received.clear()
+    async with aiohttp.ClientSession() as session:
+        client = await connect(session, engine_server)
+        await client.subscribe("orders")
+        await await_all(both_active.hook.order_created(order={"id": 1002, "status": "paid", "total": "5.00"}))
+        assert (await client.expect("order.created"))["data"]["order"]["id"] == "1002"  # the engine's
+        orders = [entry for entry in emitter_commerce.received if entry[0] == "order_created"]
+        assert orders == [("order_created", {"order_id": "1002"})]  # the test plugin's
         await client.ws.close()
 
 

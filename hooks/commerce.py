@@ -12,11 +12,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from shopologic.contracts import PluginError
 from shopologic.hookspecs import hookimpl
 from websocket_realtime_engine import client, runtime
 from websocket_realtime_engine.errors import ChannelError
-from websocket_realtime_engine.hooks.state import STATE
 from websocket_realtime_engine.protocol.channels import check_name
+
+from .state import STATE
 
 log = logging.getLogger("realtime.commerce")
 Broadcast = tuple[list[str], str, dict[str, Any]]
@@ -63,12 +65,17 @@ async def _publish_local(broadcasts: Iterable[Broadcast]) -> None:
 def publish(broadcasts: list[Broadcast]) -> Any:
     """Publish through the node in this process, or through a running node's REST API.
 
-    Returns the task (or future) when a local node publishes, for async callers to await.
+    Returns the task (or future) when a local node publishes, for async callers to await. When no
+    node answers, the caller (another plugin, the ``emit`` command) gets a host
+    :class:`~shopologic.contracts.PluginError`, not an engine exception it cannot import.
     """
     local = runtime.local_node()
     if local is None:
         for channels, event, data in broadcasts:
-            client.broadcast(STATE.settings(), channels, event, data)
+            try:
+                client.broadcast(STATE.settings(), channels, event, data)
+            except client.EngineUnreachableError as exc:
+                raise PluginError(str(exc)) from None
         return None
     _, loop = local
     try:

@@ -1,4 +1,4 @@
-"""Activation, migrations, routes and the background engine service."""
+"""Activation, migrations, routes, the background engine service, and where ``serve`` listens."""
 
 from __future__ import annotations
 
@@ -6,28 +6,27 @@ import asyncio
 import inspect
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from shopologic import log
+from shopologic.contracts import MigrationSource, PluginHost
 from shopologic.hookspecs import hookimpl
 from websocket_realtime_engine import PLUGIN_NAME, runtime
 from websocket_realtime_engine.db.credentials import ensure_default_app, stored_credentials
 from websocket_realtime_engine.db.models import TABLE_PREFIX
-from websocket_realtime_engine.hooks.state import STATE
 from websocket_realtime_engine.web import app as engine_app
 from websocket_realtime_engine.web.authenticate import HostAccess
 
-if TYPE_CHECKING:
-    from shopologic.platform import MigrationSource, Platform
+from .state import STATE
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "realtime_alembic_version"
 
 
 @hookimpl
-async def platform_loaded(platform: Platform) -> None:
+async def platform_loaded(platform: PluginHost) -> None:
     """Remember the platform and the stored credentials (none before the first migration)."""
     try:
         credentials = await stored_credentials(platform.engine)
@@ -37,14 +36,13 @@ async def platform_loaded(platform: Platform) -> None:
 
 
 @hookimpl
-def plugin_migrations(platform: Platform) -> MigrationSource:
-    from shopologic.platform import MigrationSource
-
-    return MigrationSource(PLUGIN_NAME, MIGRATIONS, VERSION_TABLE, TABLE_PREFIX)
+def plugin_migrations(script_location: Path, platform: PluginHost) -> MigrationSource:
+    """The manifest's migrations folder, with the engine's version table and table prefix."""
+    return MigrationSource(PLUGIN_NAME, script_location, VERSION_TABLE, TABLE_PREFIX)
 
 
 @hookimpl
-async def plugin_activated(plugin_name: str, platform: Platform) -> None:
+async def plugin_activated(plugin_name: str, platform: PluginHost) -> None:
     """Create the default app's credentials (unless the environment gives them) and say where they are."""
     credentials, created = await ensure_default_app(platform.engine, STATE.settings())
     STATE.reset(platform, credentials)
@@ -57,11 +55,11 @@ async def plugin_activated(plugin_name: str, platform: Platform) -> None:
 
 
 @hookimpl
-def plugin_deactivated(plugin_name: str, platform: Platform) -> None:
+def plugin_deactivated(plugin_name: str, platform: PluginHost) -> None:
     print(f"{PLUGIN_NAME}: deactivated; its tables and credentials are kept", file=sys.stderr)
 
 
-def _event_handler(platform: Platform) -> Any:
+def _event_handler(platform: PluginHost) -> Any:
     """Engine events to the ``realtime_*`` hooks (in the dispatcher's worker thread).
 
     An async implementation's coroutine runs on the engine's event loop; the worker waits for it
@@ -82,9 +80,10 @@ def _event_handler(platform: Platform) -> Any:
 
 
 @hookimpl
-def register_routes(app: web.Application, platform: Platform) -> None:
+def register_routes(app: web.Application, platform: PluginHost) -> None:
     """The engine's WebSocket endpoint and REST API, with the host deciding who may join what."""
     settings = STATE.settings()
+    log.redact(settings.api_key, settings.app_secret)
     node = engine_app.build_node(settings, platform.engine, _event_handler(platform))
     access = HostAccess(
         identify=lambda request: platform.hook.identify_user(request=request),
@@ -96,6 +95,29 @@ def register_routes(app: web.Application, platform: Platform) -> None:
 
 
 @hookimpl
-def background_services(app: web.Application, platform: Platform) -> list[Any]:
+def background_services(app: web.Application, platform: PluginHost) -> list[Any]:
     """The node itself: started with the application, stopped gracefully with it."""
     return [engine_app.engine_service(app[engine_app.NODE_KEY], platform.engine)]
+
+
+def banner_lines(url: str) -> list[str]:
+    """What the engine serves under ``url`` (``http://host:port``), for the "listening" banner."""
+    websocket_url = "ws" + url.removeprefix("http")
+    return [
+        f"  WebSocket  {websocket_url}/socket",
+        f"  REST API   {url}/api/v1/ (OpenAPI: {url}/api/v1/openapi.yaml)",
+        "  API key    python bootstrap_plugins.py websocket credentials",
+    ]
+
+
+@hookimpl
+def server_address(platform: PluginHost) -> tuple[str, int]:
+    """``REALTIME_HOST``/``REALTIME_PORT`` (the ``--host``/``--port`` flags win): one name per setting."""
+    settings = STATE.settings()
+    return settings.host, settings.port
+
+
+@hookimpl
+def server_banner(url: str, platform: PluginHost) -> list[str]:
+    """The engine's WebSocket endpoint, REST API and where its API key is shown."""
+    return banner_lines(url)

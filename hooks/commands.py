@@ -1,44 +1,65 @@
-"""The ``websocket`` commands of the Shopologic CLI, and ``serve``.
+"""The ``websocket`` commands of the Shopologic CLI, added through the host's ``register_commands``.
 
-``websocket start`` runs a standalone node: the same application code as ``serve``, with only this
-plugin's routes and services.
+``websocket start`` runs a standalone node: the same application code as the host's ``serve``, with
+only this plugin's routes and services (and the process-wide GC tuning, which ``serve`` leaves
+alone). A command reports what went wrong as the host's :class:`~shopologic.contracts.CommandError`:
+:func:`_user_errors` turns the engine's errors into it, so the host never imports them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import sys
 import tomllib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from aiohttp import web
 
 from shopologic.config import redact_url
+from shopologic.contracts import CommandError, PluginHost
+from shopologic.hookspecs import hookimpl
+from shopologic.server import add_server_options, run_app
 from websocket_realtime_engine import PLUGIN_NAME, client
-from websocket_realtime_engine.config import config_file_path
+from websocket_realtime_engine.config import Settings, SettingsError, config_file_path
 from websocket_realtime_engine.db.credentials import stored_credentials
-from websocket_realtime_engine.hooks.state import STATE
+from websocket_realtime_engine.web.app import tune_garbage_collector
 
-if TYPE_CHECKING:
-    from shopologic.platform import Platform
-    from websocket_realtime_engine.config import Settings
+from .lifecycle import banner_lines
+from .state import STATE
 
-
-class CommandError(Exception):
-    """Shown to the user as one line."""
+Handler = Callable[[PluginHost, argparse.Namespace], Awaitable[int]]
 
 
-def _settings(platform: Platform) -> Settings:
+def _user_errors(handler: Handler) -> Handler:
+    """The engine's errors a user can act on (no engine answers, a bad setting) as a CommandError."""
+
+    @functools.wraps(handler)
+    async def run(platform: PluginHost, args: argparse.Namespace) -> int:
+        try:
+            return await handler(platform, args)
+        except (client.EngineUnreachableError, SettingsError) as exc:
+            raise CommandError(str(exc)) from None
+
+    return run
+
+
+def _settings(platform: PluginHost) -> Settings:
     """The engine settings of this process (CLI flags included), active plugin or not.
 
     ``platform_loaded`` introduces the platform to the plugin only when the plugin is active; a
-    command run while it is not (``serve --port``, ``websocket status``) must still see the flags.
+    command run while it is not (``websocket status``, ``websocket start --port``) must still see
+    the settings and the flags.
     """
     if STATE.platform is not platform:
         STATE.reset(platform)
     return STATE.settings()
 
 
-def _config_file(platform: Platform) -> Path:
+def _config_file(platform: PluginHost) -> Path:
     """The TOML file the settings are read from, by the same rule as ``config.load_settings``."""
     return config_file_path(default=platform.settings.var_dir / "realtime.toml")
 
@@ -49,87 +70,54 @@ def _redact(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-def add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="address to bind (default REALTIME_HOST, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="TCP port (default REALTIME_PORT, 8080)")
-    parser.add_argument("--node-id", dest="node_id", help="this node's id in the cluster (default: host-pid-random)")
-
-
-def add_parser(sub: Any) -> None:
-    """``websocket start | setup-cluster | status | credentials``."""
-    websocket = sub.add_parser("websocket", help="the realtime engine").add_subparsers(dest="action", required=True)
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction[Any], platform: PluginHost) -> None:
+    """``websocket start | setup-cluster | status | credentials``, whether the plugin is active or not."""
+    websocket = subparsers.add_parser("websocket", help="the realtime engine").add_subparsers(
+        dest="action", required=True
+    )
     start = websocket.add_parser("start", help="run a standalone realtime node")
-    add_server_options(start)
-    start.set_defaults(handler=cmd_start)
+    add_server_options(start)  # the host's serve flags: one name per setting (REALTIME_HOST, REALTIME_PORT)
+    start.set_defaults(handler=_user_errors(cmd_start))
     cluster = websocket.add_parser("setup-cluster", help="check Redis and store the cluster settings")
     cluster.add_argument("--redis-url", required=True, help="redis://host:port/db")
-    cluster.set_defaults(handler=cmd_setup_cluster)
+    cluster.set_defaults(handler=_user_errors(cmd_setup_cluster))
     websocket.add_parser("status", help="nodes, connections and channels of the running engine").set_defaults(
-        handler=cmd_status
+        handler=_user_errors(cmd_status)
     )
     websocket.add_parser("credentials", help="print the app id, key, secret and API key").set_defaults(
-        handler=cmd_credentials
+        handler=_user_errors(cmd_credentials)
     )
 
 
-def _banner(host: str, port: int, pages: bool) -> list[str]:
-    base = f"http://{host}:{port}"
-    lines = [
-        f"Shopologic Realtime listening on {base}",
-        f"  WebSocket  ws://{host}:{port}/socket",
-        f"  REST API   {base}/api/v1/ (OpenAPI: {base}/api/v1/openapi.yaml)",
-        "  API key    python bootstrap_plugins.py websocket credentials",
-    ]
-    if pages:
-        lines.append(f"  health     {base}/health")
-    return lines
-
-
-async def _ensure_ready(platform: Platform) -> None:
+async def _ensure_ready(platform: PluginHost) -> None:
     """Activate (which migrates) or bring the migrations to head, saying so in one line."""
     if PLUGIN_NAME not in platform.active:
         print(f"{PLUGIN_NAME} is not active: activating it (runs its migrations)", file=sys.stderr)
         await platform.activate(PLUGIN_NAME)
         return
-    for source in platform.migration_sources():
-        current, head = await platform.migration_status(source)
-        if current != head:
-            print(f"{source.plugin}: database at {current or 'none'}, migrating to {head}", file=sys.stderr)
-            await platform.run_migrations(source, "upgrade", "head")
+    await platform.migrate_to_head(lambda line: print(line, file=sys.stderr))
 
 
-async def _serve(platform: Platform, only: str | None) -> int:
-    from shopologic.server import run_app
+async def _tune_garbage_collector(app: web.Application) -> None:
+    """After the node started (``on_startup`` runs after ``cleanup_ctx`` services start)."""
+    tune_garbage_collector()
 
+
+async def cmd_start(platform: PluginHost, args: argparse.Namespace) -> int:
+    """Run a standalone node: only this plugin's routes and services, and the process-wide GC tuning."""
+    await _ensure_ready(platform)
     settings = _settings(platform)
-    from shopologic import log
-
-    log.redact(settings.api_key, settings.app_secret)
-    app = platform.build_app(only=only)
-    await run_app(
-        app,
-        settings.host,
-        settings.port,
-        _banner(settings.host, settings.port, only is None),
-        access_log=settings.log_level == "debug",
-    )
+    app = platform.build_app(only=PLUGIN_NAME)
+    if settings.gc_tuning:
+        app.on_startup.append(_tune_garbage_collector)
+    url = f"http://{settings.host}:{settings.port}"
+    banner = [f"Shopologic Realtime listening on {url}", *banner_lines(url)]
+    await run_app(app, settings.host, settings.port, banner, access_log=settings.log_level == "debug")
     return 0
 
 
-async def cmd_start(platform: Platform, args: argparse.Namespace) -> int:
-    """Run a standalone node (only this plugin's routes and services)."""
-    await _ensure_ready(platform)
-    return await _serve(platform, PLUGIN_NAME)
-
-
-async def cmd_serve(platform: Platform, args: argparse.Namespace) -> int:
-    """Run the platform: host routes and every active plugin's routes and services."""
-    if PLUGIN_NAME in platform.active:
-        await _ensure_ready(platform)
-    return await _serve(platform, None)
-
-
-async def cmd_setup_cluster(platform: Platform, args: argparse.Namespace) -> int:
+async def cmd_setup_cluster(platform: PluginHost, args: argparse.Namespace) -> int:
     """Check that Redis answers, store ``redis_url`` in var/realtime.toml, say what goes in front."""
     import redis.asyncio as redis
     from redis.exceptions import RedisError
@@ -173,10 +161,8 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-async def cmd_status(platform: Platform, args: argparse.Namespace) -> int:
+async def cmd_status(platform: PluginHost, args: argparse.Namespace) -> int:
     """Ask the running engine (REST) for its nodes, connections and channels."""
-    import asyncio
-
     settings = _settings(platform)
     status = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/status")
     channels = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/channels")
@@ -189,7 +175,7 @@ async def cmd_status(platform: Platform, args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_credentials(platform: Platform, args: argparse.Namespace) -> int:
+async def cmd_credentials(platform: PluginHost, args: argparse.Namespace) -> int:
     """Print the credentials the engine uses (the environment's, else the stored app's)."""
     stored = await stored_credentials(platform.engine) if PLUGIN_NAME in platform.active else None
     settings = _settings(platform)
