@@ -36,7 +36,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     node_id: str = field(default_factory=default_node_id)
-    redis_url: str = ""
+    redis_url: str = ""  # set: the Redis backends (a cluster); unset: the embedded ones (one node)
+    redis_prefix: str = "shopologic:"  # every Redis key and pub/sub channel starts with it
+    redis_pool_size: int = 50  # connections of this node's one pool, shared by every Redis backend
+    redis_timeout: float = 2.0  # seconds a Redis command may take before it fails (publish: 503)
     log_level: str = "info"
     log_format: str = "json"
     # credentials (the environment wins; otherwise the default app stored at activation)
@@ -188,10 +191,16 @@ def _check(settings: Settings) -> None:
         "max_broadcast_channels",
         "history_ttl",
         "node_heartbeat",
+        "redis_pool_size",
+        "redis_timeout",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"REALTIME_{name.upper()}: must be greater than 0")
+    if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("REALTIME_REDIS_URL: must start with redis://, rediss:// or unix://")
+    if len(settings.redis_prefix) > 64:
+        raise SettingsError("REALTIME_REDIS_PREFIX: at most 64 characters")
     if settings.history_size < 0:
         raise SettingsError("REALTIME_HISTORY_SIZE: must be 0 (no history) or more")
     if not 0 < len(settings.node_id) <= 128:

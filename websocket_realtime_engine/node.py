@@ -110,7 +110,10 @@ class Node:
         await self.broker.start(self._on_publication)
         settings = self.settings
         await self.observers.start(settings.node_id, settings.host, settings.port)
-        await self._beat()
+        try:
+            await self._beat()
+        except Exception as exc:  # noqa: BLE001 - serve local clients; the heartbeat loop retries
+            log.warning("the node registry cannot be reached at start: %r", exc)
         self._heartbeat = asyncio.get_running_loop().create_task(self._heartbeats(), name="realtime-heartbeat")
         log.info("node started", extra={"node_id": settings.node_id})
 
@@ -123,8 +126,12 @@ class Node:
         for task in list(self._tasks):  # evictions still closing
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.registry.deregister(self.settings.node_id)
+        try:
+            await self.registry.deregister(self.settings.node_id)
+        except Exception as exc:  # noqa: BLE001 - the registry is away: the others reap this node later
+            log.warning("could not deregister the node: %r", exc)
         await self.broker.stop()
+        await self.backends.close()
         await self.observers.stop(self.settings.node_id)
 
     async def close_all(self, reason: errors.CloseReason = errors.CloseReason.SHUTDOWN) -> None:
@@ -507,6 +514,7 @@ class Node:
         return {
             "node_id": self.settings.node_id,
             "backends": self.backends.kind,
+            "backend_stats": self.backends.stats(),
             "connections": len(self.connections),
             "channels": len(self.hub.names()),
             "users": len(self.users),

@@ -7,20 +7,50 @@ test. Adding a backend to a suite is one line in its list, for example
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 import pytest
+import redis.asyncio as redis
 
 from websocket_realtime_engine.history.base import History
 from websocket_realtime_engine.history.memory import MemoryHistory
+from websocket_realtime_engine.history.redis import RedisHistory
 from websocket_realtime_engine.presence.base import PresenceStore
 from websocket_realtime_engine.presence.memory import MemoryPresence
+from websocket_realtime_engine.presence.redis import RedisPresence
 from websocket_realtime_engine.registry.base import NodeRegistry
 from websocket_realtime_engine.registry.memory import MemoryRegistry
+from websocket_realtime_engine.registry.redis import RedisRegistry
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 HistoryFactory = Callable[[int, float], AbstractAsyncContextManager[History]]
 OpenHistory = Callable[..., Awaitable[History]]
+
+
+@asynccontextmanager
+async def redis_connection() -> AsyncIterator[tuple[redis.Redis, str]]:
+    """A client of the test Redis and a key prefix of this test's own; its keys are deleted afterwards.
+
+    Tests that stop or restart Redis start their own ``redis-server``; these share the machine's.
+    """
+    client = redis.Redis.from_url(REDIS_URL)
+    prefix = f"test-{secrets.token_hex(6)}:"
+    try:
+        await client.ping()
+    except (redis.ConnectionError, OSError) as exc:
+        await client.aclose()
+        pytest.fail(f"Redis at {REDIS_URL} does not answer ({exc}); `make services` starts it")
+    try:
+        yield client, prefix
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
 
 
 @asynccontextmanager
@@ -41,9 +71,30 @@ async def memory_registry() -> AsyncIterator[NodeRegistry]:
     yield MemoryRegistry()
 
 
-HISTORY_BACKENDS = [pytest.param(memory_history, id="memory")]
-PRESENCE_BACKENDS = [pytest.param(memory_presence, id="memory")]
-REGISTRY_BACKENDS = [pytest.param(memory_registry, id="memory")]
+@asynccontextmanager
+async def redis_presence() -> AsyncIterator[PresenceStore]:
+    """A :class:`RedisPresence` on a prefix of its own (so empty), on the test Redis."""
+    async with redis_connection() as (client, prefix):
+        yield RedisPresence(client, prefix)
+
+
+@asynccontextmanager
+async def redis_registry() -> AsyncIterator[NodeRegistry]:
+    """A :class:`RedisRegistry` on a prefix of its own (so empty), on the test Redis."""
+    async with redis_connection() as (client, prefix):
+        yield RedisRegistry(client, prefix)
+
+
+@asynccontextmanager
+async def redis_history(size: int, ttl: float) -> AsyncIterator[History]:
+    """A :class:`RedisHistory` on the test Redis, under a prefix of its own."""
+    async with redis_connection() as (client, prefix):
+        yield RedisHistory(client, prefix, size, ttl)
+
+
+HISTORY_BACKENDS = [pytest.param(memory_history, id="memory"), pytest.param(redis_history, id="redis")]
+PRESENCE_BACKENDS = [pytest.param(memory_presence, id="memory"), pytest.param(redis_presence, id="redis")]
+REGISTRY_BACKENDS = [pytest.param(memory_registry, id="memory"), pytest.param(redis_registry, id="redis")]
 
 
 @pytest.fixture(params=HISTORY_BACKENDS)

@@ -13,9 +13,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 
+from tests.backends.conftest import redis_connection
 from websocket_realtime_engine.broker.base import Broker
 from websocket_realtime_engine.broker.memory import MemoryBroker
+from websocket_realtime_engine.broker.redis import RedisBroker
 from websocket_realtime_engine.history.memory import MemoryHistory
+from websocket_realtime_engine.history.redis import RedisHistory
 from websocket_realtime_engine.publication import Publication, StreamPosition
 
 BrokerFactory = Callable[[], AbstractAsyncContextManager[Broker]]
@@ -27,7 +30,18 @@ async def memory_broker() -> AsyncIterator[Broker]:
     yield MemoryBroker(MemoryHistory(100, 60.0))
 
 
-BROKER_BACKENDS = [pytest.param(memory_broker, id="memory")]
+@asynccontextmanager
+async def redis_broker() -> AsyncIterator[Broker]:
+    """A :class:`RedisBroker` on its own Redis history, under a prefix of its own."""
+    async with redis_connection() as (client, prefix):
+        broker = RedisBroker(client, prefix, RedisHistory(client, prefix, 100, 60.0))
+        try:
+            yield broker
+        finally:
+            await broker.stop()  # its reader ends before the client closes, even when a test failed
+
+
+BROKER_BACKENDS = [pytest.param(memory_broker, id="memory"), pytest.param(redis_broker, id="redis")]
 
 
 class Received:

@@ -1,0 +1,274 @@
+"""Channel history in Redis, shared by every node of a cluster; the semantics of :mod:`history.memory`.
+
+Keys (``<prefix>`` is the deployment's, the channel name used as given):
+
+- ``<prefix>history-meta:<channel>`` hash: ``offset`` (the last offset given) and ``epoch`` (the stream's incarnation)
+- ``<prefix>history:<channel>`` list: the kept publications, oldest first, each ``<microseconds> <message>``
+  (the Redis ``TIME`` it was appended at, a space, then the :mod:`broker.wire` message at its position)
+
+``history-meta:`` and ``history:`` differ before any channel name starts, so no channel can make two
+keys collide. Both keys expire ``ttl`` seconds after the last ``append``, ``position`` or ``since``;
+the next use of a forgotten channel starts a new stream with a new epoch and offsets from 1, and
+deletes any list left from the old one. A publication older than ``ttl`` is never returned: it counts
+as a gap, as one trimmed by ``size`` does.
+
+Every method is one Lua script, atomic on the server: an append increments the offset, pushes the
+entry, trims the list by size and age and refreshes both expiries in one step (and, for the broker,
+publishes the message with them: :meth:`RedisHistory.append_and_publish`); ``since`` reads the
+offset, the epoch and the entries it returns in one step. Times are Redis's own (``TIME``), so the
+nodes' clocks do not matter. A Redis that cannot be reached raises :class:`UnavailableError` within
+``timeout`` seconds, whatever the client's retries.
+
+Calls made while another is under way go out with the others of their event-loop iteration as one
+pipeline (:class:`CommandBatcher`): a burst of concurrent publishes takes one pooled connection and
+one round trip, not a connection each (redis-py's default pool raises once it runs out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
+
+import redis.asyncio as redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from websocket_realtime_engine.broker import wire
+from websocket_realtime_engine.errors import UnavailableError
+from websocket_realtime_engine.publication import Publication, StreamPosition
+
+T = TypeVar("T")
+
+# What a Redis that is down, restarting or too slow raises (redis-py's errors and asyncio's timeout).
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, TimeoutError, OSError)
+
+# KEYS[1] the meta hash, KEYS[2] the list; ARGV[1] the TTL in milliseconds.
+_LIBRARY = """
+local meta, stream = KEYS[1], KEYS[2]
+
+-- The live stream's offset and epoch, a new stream (epoch given) when it is unknown or forgotten.
+local function open(new_epoch)
+  local offset, epoch = unpack(redis.call('HMGET', meta, 'offset', 'epoch'))
+  if not epoch then
+    offset, epoch = 0, new_epoch
+    redis.call('HSET', meta, 'offset', 0, 'epoch', epoch)
+    redis.call('DEL', stream)
+  end
+  redis.call('PEXPIRE', meta, ARGV[1])
+  return tonumber(offset), epoch
+end
+
+local function now_us()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000000 + tonumber(time[2])
+end
+
+local function appended_at(entry)
+  return tonumber(string.match(entry, '^%d+'))
+end
+"""
+
+# KEYS[3] (optional) the pub/sub channel to publish to; ARGV[2] a new epoch, ARGV[3] the size,
+# ARGV[4] the TTL in microseconds, ARGV[5] the message's tail (broker.wire.encode_tail).
+_APPEND = """
+local _, epoch = open(ARGV[2])
+local offset = redis.call('HINCRBY', meta, 'offset', 1)
+local message = '[' .. string.format('%d', offset) .. ',"' .. epoch .. '",' .. ARGV[5]
+local size = tonumber(ARGV[3])
+if size > 0 then
+  local now = now_us()
+  redis.call('RPUSH', stream, string.format('%.0f ', now) .. message)
+  redis.call('LTRIM', stream, -size, -1)
+  local oldest = now - tonumber(ARGV[4])
+  local head = redis.call('LINDEX', stream, 0)
+  while head and appended_at(head) <= oldest do
+    redis.call('LPOP', stream)
+    head = redis.call('LINDEX', stream, 0)
+  end
+  redis.call('PEXPIRE', stream, ARGV[1])
+end
+if KEYS[3] then
+  redis.call('PUBLISH', KEYS[3], message)
+end
+return {offset, epoch}
+"""
+
+# ARGV[2] a new epoch.
+_POSITION = """
+local offset, epoch = open(ARGV[2])
+redis.call('PEXPIRE', stream, ARGV[1])
+return {offset, epoch}
+"""
+
+# ARGV[2] the asked epoch, ARGV[3] the asked offset, ARGV[4] the TTL in microseconds.
+# The entries after the offset, or false when they cannot be told exactly.
+_SINCE = """
+local top, epoch = unpack(redis.call('HMGET', meta, 'offset', 'epoch'))
+if not epoch then
+  return false
+end
+redis.call('PEXPIRE', meta, ARGV[1])
+redis.call('PEXPIRE', stream, ARGV[1])
+top = tonumber(top)
+local asked = tonumber(ARGV[3])
+if epoch ~= ARGV[2] or asked > top then
+  return false
+end
+local count = top - asked
+if count == 0 then
+  return {}
+end
+local entries = redis.call('LRANGE', stream, -count, -1)
+if #entries < count or appended_at(entries[1]) <= now_us() - tonumber(ARGV[4]) then
+  return false
+end
+return entries
+"""
+
+
+def require_bytes(client: redis.Redis) -> None:
+    """Refuse a client that decodes responses: messages are bytes, and the data must stay untouched."""
+    if client.get_connection_kwargs().get("decode_responses"):
+        raise ValueError("the Redis backends need a client built with decode_responses=False")
+
+
+async def redis_call(command: Awaitable[T], timeout: float) -> T:
+    """Await a Redis command for at most ``timeout`` seconds.
+
+    :raises UnavailableError: when Redis cannot be reached or does not answer in time.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await command
+    except UNREACHABLE as exc:
+        reason = str(exc) or f"no answer within {timeout} s"
+        raise UnavailableError(f"Redis cannot be reached: {reason}") from exc
+
+
+class CommandBatcher:
+    """Sends a command at once when none is under way, else with the others of the same event-loop
+    iteration in one pipeline (not a transaction).
+
+    Each command stays what it is (a script is still atomic). A lone call costs one round trip, as
+    a plain command; a burst of concurrent calls costs one more round trip on one pooled connection,
+    in the order they were issued, instead of a connection each.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._busy = 0  # commands and pipelines under way
+        self._batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def call(self, *command: Any) -> Any:
+        """The command's reply; a reply error is raised."""
+        if not self._busy:
+            self._busy += 1
+            try:
+                return await self.client.execute_command(*command)
+            finally:
+                self._busy -= 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.append((command, future))
+        if len(self._batch) == 1:  # the first of this batch: send it on the next loop iteration
+            task = asyncio.get_running_loop().create_task(self._send())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        return await future
+
+    async def _send(self) -> None:
+        batch, self._batch = self._batch, []
+        pipeline = self.client.pipeline(transaction=False)
+        for command, _ in batch:
+            pipeline.pipeline_execute_command(*command)
+        self._busy += 1
+        try:
+            replies = await pipeline.execute(raise_on_error=False)
+        except Exception as exc:  # the connection failed: every command of the batch did
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        finally:
+            self._busy -= 1
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if future.done():  # its caller gave up waiting
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+
+class RedisHistory:
+    """Per-channel streams in Redis, each keeping its last ``size`` publications for ``ttl`` s.
+
+    :param client: the node's client (its one connection pool); ``decode_responses`` must be off.
+    :param prefix: the deployment's key prefix.
+    :param size: publications kept per channel; ``0`` keeps none (offsets still rise).
+    :param ttl: seconds a publication is kept, and a stream without any use is remembered.
+    :param timeout: seconds a call may take before it raises :class:`UnavailableError`.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str, size: int, ttl: float, *, timeout: float = 2.0) -> None:
+        if size < 0:
+            raise ValueError("size must be 0 or more")
+        if ttl <= 0:
+            raise ValueError("ttl must be more than 0")
+        require_bytes(client)
+        self.client = client
+        self.prefix = prefix
+        self.size = size
+        self.ttl = ttl
+        self.timeout = timeout
+        self._ttl_ms = max(1, round(ttl * 1000))
+        self._ttl_us = max(1, round(ttl * 1_000_000))
+        self.batcher = CommandBatcher(client)
+        self._append: AsyncScript = client.register_script(_LIBRARY + _APPEND)
+        self._position: AsyncScript = client.register_script(_LIBRARY + _POSITION)
+        self._since: AsyncScript = client.register_script(_LIBRARY + _SINCE)
+
+    def keys(self, channel: str) -> list[str]:
+        """The channel's meta hash and list keys."""
+        prefix = self.prefix
+        return [f"{prefix}history-meta:{channel}", f"{prefix}history:{channel}"]
+
+    async def append(self, publication: Publication) -> Publication:
+        """Add a publication to its channel's stream; the publication at its new position."""
+        return publication.at(await self.append_and_publish(publication))
+
+    async def append_and_publish(self, publication: Publication, pubsub_channel: str | None = None) -> StreamPosition:
+        """Add a publication to its channel's stream and, in the same script, ``PUBLISH`` its
+        :mod:`broker.wire` message (at the position it got) to ``pubsub_channel`` when one is given."""
+        keys = self.keys(publication.channel)
+        if pubsub_channel is not None:
+            keys.append(pubsub_channel)
+        args = (self._ttl_ms, secrets.token_hex(4), self.size, self._ttl_us, wire.encode_tail(publication))
+        offset, epoch = await self._run(self._append, keys, args)
+        return StreamPosition(offset, epoch.decode())
+
+    async def position(self, channel: str) -> StreamPosition:
+        """The channel's current position (its last offset, 0 when empty) and epoch."""
+        offset, epoch = await self._run(self._position, self.keys(channel), (self._ttl_ms, secrets.token_hex(4)))
+        return StreamPosition(offset, epoch.decode())
+
+    async def since(self, channel: str, position: StreamPosition) -> list[Publication] | None:
+        """Every publication after ``position``, oldest first, or ``None`` when that cannot be told
+        exactly: another epoch, an offset ahead of the stream, or publications after it trimmed
+        (by size or age). An empty list means nothing was missed."""
+        args = (self._ttl_ms, position.epoch, position.offset, self._ttl_us)
+        entries: list[bytes] | None = await self._run(self._since, self.keys(channel), args)
+        if entries is None:
+            return None
+        return [wire.decode(entry, entry.index(b" ") + 1) for entry in entries]
+
+    async def _run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
+        """Run a script by its digest, loading it first when Redis does not know it (after a restart)."""
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            return await redis_call(self.batcher.call(*command), self.timeout)
+        except NoScriptError:
+            await redis_call(self.batcher.call("SCRIPT", "LOAD", script.script), self.timeout)
+            return await redis_call(self.batcher.call(*command), self.timeout)
