@@ -66,7 +66,7 @@ class Settings:
     history_size: int = 100
     history_ttl: float = 300.0
     # node registry: how often this node says it is alive; it is thought dead after 3 missed beats
-    node_heartbeat: float = 5.0
+    node_heartbeat: float = 2.0
     # channels
     presence_patterns: tuple[str, ...] = ("users:*",)
     private_patterns: tuple[str, ...] = ()
