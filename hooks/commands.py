@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import functools
 import sys
+import time
 import tomllib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -166,13 +167,28 @@ async def cmd_status(platform: PluginHost, args: argparse.Namespace) -> int:
     settings = _settings(platform)
     status = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/status")
     channels = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/channels")
+    nodes = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/nodes")
     print(
         f"node {status['node_id']} at {settings.public_url}: {status['connections']} connections, "
         f"{status['channels']} channels, {status['published']} published"
     )
     for name, info in channels["channels"].items():
         print(f"  {name} ({info['type']}): {info['subscription_count']} subscribers")
+    print(f"{nodes['count']} live node(s) in the cluster:")
+    for line in node_lines(nodes["nodes"], time.time()):
+        print(f"  {line}")
     return 0
+
+
+def node_lines(nodes: dict[str, dict[str, Any]], now: float) -> list[str]:
+    """One line per live node (``GET /api/v1/nodes``): its id, connections, uptime, last heartbeat."""
+    lines = []
+    for node_id, info in nodes.items():
+        started, seen = info.get("started_at"), info.get("last_seen")
+        up = f"up {now - started:.0f} s" if isinstance(started, int | float) else "up ?"
+        beat = f"last seen {max(0.0, now - seen):.1f} s ago" if isinstance(seen, int | float) else "last seen ?"
+        lines.append(f"{node_id}: {info.get('connections', '?')} connections, {up}, {beat}")
+    return lines
 
 
 async def cmd_credentials(platform: PluginHost, args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from websocket_realtime_engine.db.credentials import ensure_default_app, stored_
 from websocket_realtime_engine.db.models import TABLE_PREFIX
 from websocket_realtime_engine.web import app as engine_app
 from websocket_realtime_engine.web.authenticate import HostAccess
+from websocket_realtime_engine.web.health import readiness
 
 from .state import STATE
 
@@ -91,7 +92,7 @@ def register_routes(app: web.Application, platform: PluginHost) -> None:
             user=user, channel=channel, connection_id=connection_id
         ),
     )
-    engine_app.add_routes(app, node, access)
+    engine_app.add_routes(app, node, access, platform.engine)
 
 
 @hookimpl
@@ -100,12 +101,23 @@ def background_services(app: web.Application, platform: PluginHost) -> list[Any]
     return [engine_app.engine_service(app[engine_app.NODE_KEY], platform.engine)]
 
 
+@hookimpl
+async def health_checks(platform: PluginHost) -> dict[str, str]:
+    """The node's readiness (``/readyz``: accepting, database, broker) as ``realtime.*`` checks."""
+    local = runtime.local_node()
+    if local is None:
+        return {"realtime.node": "not running"}
+    checks = await readiness(local[0], platform.engine)
+    return {f"realtime.{name}": result for name, result in checks.items()}
+
+
 def banner_lines(url: str) -> list[str]:
     """What the engine serves under ``url`` (``http://host:port``), for the "listening" banner."""
     websocket_url = "ws" + url.removeprefix("http")
     return [
         f"  WebSocket  {websocket_url}/socket",
         f"  REST API   {url}/api/v1/ (OpenAPI: {url}/api/v1/openapi.yaml)",
+        f"  readiness  {url}/readyz (liveness: {url}/healthz)",
         "  API key    python bootstrap_plugins.py websocket credentials",
     ]
 

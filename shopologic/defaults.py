@@ -9,10 +9,14 @@ signed with ``SHOPOLOGIC_SECRET_KEY``. The shop's login (outside this project) s
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import hashlib
 import hmac
+import inspect
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +28,7 @@ from shopologic.hookspecs import hookimpl
 SESSION_COOKIE = "shopologic_session"
 MAX_SESSION_COOKIE = 4096
 DEFAULT_ADDRESS = ("127.0.0.1", 8080)
+HEALTH_CHECK_TIMEOUT = 5.0  # seconds one plugin's health_checks may take before it counts as failed
 
 
 def _platform_secret(request: web.Request) -> bytes:
@@ -84,9 +89,39 @@ def server_address(platform: PluginHost) -> tuple[str, int]:
     return str(host), int(port)
 
 
+async def _plugin_checks(plugin: str, call: Callable[[], Any]) -> dict[str, str]:
+    """One plugin's ``health_checks`` answer; a failure or a timeout is a failed check named after it."""
+    try:
+        result = call()
+        if inspect.isawaitable(result):
+            async with asyncio.timeout(HEALTH_CHECK_TIMEOUT):
+                result = await result
+    except TimeoutError:
+        return {plugin: f"failed: no answer within {HEALTH_CHECK_TIMEOUT:g} s"}
+    except Exception as exc:  # noqa: BLE001 - a broken plugin fails its check, not the host's route
+        return {plugin: f"failed: {type(exc).__name__}: {exc}"[:200]}
+    return {str(name): str(value) for name, value in (result or {}).items()}
+
+
+async def collect_health(platform: PluginHost) -> dict[str, str]:
+    """Every active plugin's health checks, asked concurrently, one implementation at a time so
+    that a failing plugin is named (its hook module's plugin name)."""
+    implementations = platform.hook.health_checks.get_hookimpls()
+    calls = [
+        _plugin_checks((impl.plugin_name or "").partition(":")[0], functools.partial(impl.function, platform=platform))
+        for impl in implementations
+    ]
+    answers = await asyncio.gather(*calls)
+    return {name: result for answer in answers for name, result in answer.items()}
+
+
 async def health(request: web.Request) -> web.Response:
-    """``GET /health``: the platform answers."""
-    return web.json_response({"status": "ok", "platform": __version__})
+    """``GET /health``: the platform answers, with its plugins' checks (``health_checks``); 503 when
+    one of them is not ``ok``."""
+    checks = await collect_health(request.app[PLATFORM_KEY])
+    healthy = all(result == "ok" for result in checks.values())
+    body = {"status": "ok" if healthy else "unavailable", "platform": __version__, "checks": checks}
+    return web.json_response(body, status=200 if healthy else 503)
 
 
 def add_host_routes(app: web.Application) -> None:

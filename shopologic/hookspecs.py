@@ -177,6 +177,22 @@ def background_services(app: web.Application, platform: PluginHost) -> list[Any]
     """
 
 
+@hookspec
+def health_checks(platform: PluginHost) -> dict[str, str] | None:
+    """Report whether a plugin can serve, for the host's ``GET /health``. Called on each request to
+    ``/health``, for every active plugin; an async implementation is awaited (at most 5 s).
+
+    The host answers 200 when every check of every plugin is ``"ok"``, else 503 with all of them; a
+    plugin that raises or does not answer in time fails as ``"failed: ..."``. Keep checks cheap (a
+    ``select 1``, a connection's state): load balancers call ``/health`` every few seconds.
+
+    :param platform: the host platform (its database engine, settings and hook relay).
+    :returns: check name → ``"ok"`` or the reason it failed (``{"realtime.broker": "disconnected: ..."}``;
+        prefix names with the plugin's, as they share one answer), an awaitable of such a
+        dictionary, or ``None`` when the plugin has nothing to check.
+    """
+
+
 # -- command line -----------------------------------------------------------------------------------
 
 

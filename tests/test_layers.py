@@ -59,6 +59,7 @@ ENGINE_CORE = _engine(
     "hub.py",
     "connection.py",
     "dispatch.py",
+    "catchup.py",
     "runtime.py",
     "client.py",
     "backends.py",
@@ -68,6 +69,7 @@ BACKENDS = _engine(
     "presence/",
     "history/",
     "registry/",
+    "idempotency/",
     "db/",
     "publication.py",
     "observers.py",  # the observer interface: imports only publication

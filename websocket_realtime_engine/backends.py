@@ -1,4 +1,4 @@
-"""The one factory that chooses the backends (broker, history, presence, registry) from the settings.
+"""The one factory that chooses the backends (broker, history, presence, registry, idempotency) from the settings.
 
 Without ``REALTIME_REDIS_URL`` (nor a ``redis_url`` stored by ``websocket setup-cluster``), every
 backend is the in-process one: one node. With it, every backend is the Redis one, all sharing one
@@ -23,10 +23,16 @@ from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.history.base import History
 from websocket_realtime_engine.history.memory import MemoryHistory
 from websocket_realtime_engine.history.redis import RedisHistory
+from websocket_realtime_engine.idempotency.base import IdempotencyStore
+from websocket_realtime_engine.idempotency.memory import MemoryIdempotency
+from websocket_realtime_engine.idempotency.redis import RedisIdempotency
 from websocket_realtime_engine.presence.base import PresenceStore
 from websocket_realtime_engine.presence.memory import MemoryPresence
 from websocket_realtime_engine.presence.redis import RedisPresence
 from websocket_realtime_engine.registry.base import NodeRegistry
+from websocket_realtime_engine.registry.cluster import ClusterState
+from websocket_realtime_engine.registry.cluster_memory import MemoryClusterState
+from websocket_realtime_engine.registry.cluster_redis import RedisClusterState
 from websocket_realtime_engine.registry.memory import MemoryRegistry
 from websocket_realtime_engine.registry.redis import RedisRegistry
 
@@ -41,9 +47,12 @@ class Backends:
     history: History
     presence: PresenceStore
     registry: NodeRegistry
+    idempotency: IdempotencyStore  # broadcasts' idempotency keys (REALTIME_IDEMPOTENCY_TTL)
     kind: str
     pool: redis.BlockingConnectionPool | None = field(default=None, repr=False)
     client: redis.Redis | None = field(default=None, repr=False)
+    # connections, subscriptions and channel counts of every node (the cluster's lists, occupied/vacated)
+    cluster: ClusterState = field(default_factory=MemoryClusterState)
 
     def stats(self) -> dict[str, Any]:
         """What status shows of the backends: their kind, the pool's use, the broker's counters."""
@@ -58,6 +67,11 @@ class Backends:
             answer["broker"] = broker_stats()
         return answer
 
+    async def reset(self) -> None:
+        """Drop the idle pooled connections (after Redis came back: they would fail once each)."""
+        if self.pool is not None:
+            await self.pool.disconnect(inuse_connections=False)
+
     async def close(self) -> None:
         """Release the connections (after the broker has stopped)."""
         if self.client is not None:
@@ -71,7 +85,7 @@ def build_backends(settings: Settings) -> Backends:
     if settings.redis_url:
         return redis_backends(settings)
     history = MemoryHistory(settings.history_size, settings.history_ttl)
-    return Backends(MemoryBroker(history), history, MemoryPresence(), MemoryRegistry(), "memory")
+    return Backends(MemoryBroker(history), history, MemoryPresence(), MemoryRegistry(), MemoryIdempotency(), "memory")
 
 
 def redis_backends(settings: Settings) -> Backends:
@@ -88,11 +102,21 @@ def redis_backends(settings: Settings) -> Backends:
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
+        health_check_interval=1,  # an idle connection is checked before use: a Redis restart costs no error later
     )
     client = redis.Redis(connection_pool=pool)
     prefix = settings.redis_prefix
     history = RedisHistory(client, prefix, settings.history_size, settings.history_ttl, timeout=timeout)
     broker = RedisBroker(client, prefix, history, timeout=timeout)
+    idempotency = RedisIdempotency(client, prefix, timeout=timeout)
     return Backends(
-        broker, history, RedisPresence(client, prefix), RedisRegistry(client, prefix), "redis", pool, client
+        broker,
+        history,
+        RedisPresence(client, prefix),
+        RedisRegistry(client, prefix),
+        idempotency,
+        "redis",
+        pool,
+        client,
+        cluster=RedisClusterState(client, prefix, timeout=timeout),
     )

@@ -76,6 +76,7 @@ class Settings:
     # REST
     rest_max_body_bytes: int = 1024 * 1024
     max_broadcast_channels: int = 100
+    idempotency_ttl: float = 300.0  # seconds a broadcast's idempotency_key is remembered (cluster-wide on Redis)
     engine_url: str = ""
     trusted_proxies: tuple[str, ...] = ()
     # durable record (write-behind)
@@ -189,6 +190,7 @@ def _check(settings: Settings) -> None:
         "max_user_id_length",
         "max_event_name_length",
         "max_broadcast_channels",
+        "idempotency_ttl",
         "history_ttl",
         "node_heartbeat",
         "redis_pool_size",

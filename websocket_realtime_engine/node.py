@@ -15,14 +15,15 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from websocket_realtime_engine import errors
 from websocket_realtime_engine.backends import Backends
+from websocket_realtime_engine.catchup import GapFiller
 from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.connection import Closer, Connection, State, Wire
 from websocket_realtime_engine.db.recorder import NullRecorder
@@ -35,8 +36,11 @@ from websocket_realtime_engine.protocol.channels import ChannelPolicy, ChannelTy
 from websocket_realtime_engine.publication import Publication, StreamPosition
 
 log = logging.getLogger("realtime.node")
+T = TypeVar("T")
 
 Member = dict[str, Any]
+CONTROL_PREFIX = "#node:"  # a node's control channel on the broker; no client channel has a "#"
+MOST_USER_CONNECTIONS = 100_000  # a user disconnect looks this many of the user's connections up
 CATCH_UP_ROUNDS = 3  # history reads while publications keep arriving during a subscribe
 
 
@@ -86,10 +90,15 @@ class Node:
         self.history = backends.history
         self.presence = backends.presence
         self.registry = backends.registry
+        self.cluster = backends.cluster
+        self._control_channel = CONTROL_PREFIX + settings.node_id
+        # whether the control channel is subscribed: one node alone (memory backends) needs none
+        self._listening = backends.kind == "memory"
         self.recorder: Observer = recorder or NullRecorder()
         self.events = EventDispatcher(event_handler, settings.hook_queue_limit)
         self.observers = Observers([self.recorder, self.events])
         self.hub = Hub(settings.write_buffer_limit, self._slow_consumer)
+        self.gaps = GapFiller(self.history, self._deliver, self.hub.channels.keys)
         self.connections: dict[str, Connection] = {}
         self.users: dict[str, set[Connection]] = {}
         # connection ids: "<incarnation>.<counter>", the form of Pusher's socket_id
@@ -107,9 +116,17 @@ class Node:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if hasattr(self.broker, "on_state_change"):  # a broker that can lose its connection (Redis)
+            self.broker.on_state_change = self._broker_state
         await self.broker.start(self._on_publication)
         settings = self.settings
         await self.observers.start(settings.node_id, settings.host, settings.port)
+        if not self._listening:
+            await self._listen()
+        try:  # what a previous run under this node id left (it was killed, and not yet reaped)
+            self._vacate(await self.cluster.remove_node(settings.node_id))
+        except Exception as exc:  # noqa: BLE001 - the cluster state is away: nothing to do but say so
+            log.warning("the cluster state cannot be reached at start: %r", exc)
         try:
             await self._beat()
         except Exception as exc:  # noqa: BLE001 - serve local clients; the heartbeat loop retries
@@ -127,6 +144,7 @@ class Node:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
+            self._vacate(await self.cluster.remove_node(self.settings.node_id))
             await self.registry.deregister(self.settings.node_id)
         except Exception as exc:  # noqa: BLE001 - the registry is away: the others reap this node later
             log.warning("could not deregister the node: %r", exc)
@@ -150,6 +168,8 @@ class Node:
             await asyncio.sleep(interval)
             try:
                 await self._beat()
+                if not self._listening:
+                    await self._listen()
                 for dead in await self.registry.claim_dead():
                     await self._reap(dead)
             except Exception:  # noqa: BLE001 - a backend hiccup: try again next beat
@@ -165,6 +185,20 @@ class Node:
         for channel, user_id in removed:
             await self._publish_member_removed(channel, user_id)
         log.warning("removed a dead node's presence members", extra={"node_id": node_id, "members": len(removed)})
+        self._vacate(await self.cluster.remove_node(node_id))
+
+    async def _listen(self) -> None:
+        """Subscribe to this node's control channel (disconnects asked for on other nodes)."""
+        try:
+            await self.broker.subscribe(self._control_channel)
+            self._listening = True
+        except Exception as exc:  # noqa: BLE001 - the broker is away: the heartbeat loop tries again
+            log.warning("cannot subscribe to the node's control channel: %r", exc)
+
+    def _vacate(self, channels: Iterable[str]) -> None:
+        """Tell the observers that the cluster state found these channels vacated."""
+        for channel in channels:
+            self.observers.channel_vacated(channel)
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -188,6 +222,7 @@ class Node:
             settings.client_frames_per_second,
         )
         self.connections[connection.id] = connection
+        self.cluster.opened(settings.node_id, connection.id, connection.connected_at, remote)
         self.observers.connection_opened(connection.id, settings.node_id, remote)
         return connection
 
@@ -200,8 +235,9 @@ class Node:
         if self.connections.pop(connection.id, None) is None:
             return
         connection.state = State.CLOSED
+        vacated = await self._recorded(self.cluster.closed(connection.id), [])
         for channel in list(connection.channels):
-            await self._leave(connection, channel)
+            await self._leave(connection, channel, channel in vacated)
         if connection.user_id is not None:
             users = self.users.get(connection.user_id)
             if users is not None:
@@ -235,19 +271,60 @@ class Node:
         await connection.closer(errors.CloseReason.SLOW_CONSUMER)
 
     async def disconnect(self, connection_id: str) -> bool:
-        """REST: end one connection. ``False`` when it is not on this node."""
+        """REST: end one connection, on any node (its owner is told through its control channel).
+        ``False`` when no node has it."""
         connection = self.connections.get(connection_id)
-        if connection is None:
+        if connection is not None:
+            await self.close_connection(connection, errors.CloseReason.DISCONNECTED)
+            return True
+        record = await self.cluster.connection(connection_id)
+        if record is None or record.node_id == self.settings.node_id:
             return False
-        await self.close_connection(connection, errors.CloseReason.DISCONNECTED)
+        await self._send_disconnect(record.node_id, [connection_id])
         return True
 
     async def disconnect_user(self, user_id: str) -> int:
-        """REST: end every connection of a user (signed in or a presence member); how many were ended."""
+        """REST: end every connection of a user (signed in or a presence member) on every node;
+        how many were ended (or asked to end, on other nodes)."""
         connections = [c for c in self.connections.values() if c.is_user(user_id)]
+        elsewhere: dict[str, list[str]] = {}
+        page = await self.cluster.connections(user_id=user_id, limit=MOST_USER_CONNECTIONS)
+        for record in page.connections:
+            if record.node_id != self.settings.node_id:
+                elsewhere.setdefault(record.node_id, []).append(record.id)
+        for node_id, ids in elsewhere.items():
+            await self._send_disconnect(node_id, ids)
         for connection in connections:
             await self.close_connection(connection, errors.CloseReason.DISCONNECTED)
-        return len(connections)
+        return len(connections) + sum(len(ids) for ids in elsewhere.values())
+
+    async def _send_disconnect(self, node_id: str, connection_ids: list[str]) -> None:
+        """Ask ``node_id`` to close some of its connections (raises when the broker cannot)."""
+        control = Publication(CONTROL_PREFIX + node_id, "disconnect", orjson.dumps(connection_ids))
+        await self.broker.publish(control, history=False)
+
+    def _on_control(self, publication: Publication) -> None:
+        """A message on this node's control channel: close the connections it names."""
+        if publication.event != "disconnect":
+            log.warning("an unknown control message: %r", publication.event)
+            return
+        for connection_id in orjson.loads(publication.data):
+            connection = self.connections.get(connection_id)
+            if connection is not None:
+                task = asyncio.get_running_loop().create_task(
+                    self.close_connection(connection, errors.CloseReason.DISCONNECTED)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _recorded(self, change: Awaitable[T], failed: T) -> T:
+        """A cluster state change's answer, or ``failed`` when the store cannot be reached: a client's
+        subscription or close never fails because the cluster's lists could not follow it."""
+        try:
+            return await change
+        except Exception as exc:  # noqa: BLE001 - logged; the lists heal when the node is reaped or restarts
+            log.warning("the cluster state did not record a change: %r", exc)
+            return failed
 
     # -- sign-in -----------------------------------------------------------------------------------
 
@@ -264,6 +341,7 @@ class Node:
         connection.user_id = member["user_id"]
         connection.user_info = member["user_info"]
         self.users.setdefault(member["user_id"], set()).add(connection)
+        self.cluster.signed_in(connection.id, member["user_id"])
         self.observers.signed_in(connection.id, member["user_id"])
         return member
 
@@ -335,6 +413,7 @@ class Node:
             await self._leave(connection, channel)
             raise errors.ForbiddenError("the connection closed while subscribing")
         self.hub.go_live(connection, channel)
+        self.gaps.live(channel, subscription.position)
         if channel not in self.hub.pending:
             self._seen.pop(channel, None)
         return subscription
@@ -352,11 +431,13 @@ class Node:
                 await asyncio.shield(task)
             finally:
                 self._subscribing.pop(channel, None)
-            self.observers.channel_occupied(channel)
-            return
-        pending = self._subscribing.get(channel)
-        if pending is not None:
-            await asyncio.shield(pending)
+        else:
+            pending = self._subscribing.get(channel)
+            if pending is not None:
+                await asyncio.shield(pending)
+        member_id = connection.presence.get(channel)
+        if await self._recorded(self.cluster.subscribed(connection.id, channel, member_id), False):
+            self.observers.channel_occupied(channel)  # once per cluster: the store decided it
 
     async def _catch_up(self, channel: str, since: StreamPosition | None) -> Subscription:
         """The channel's position and, with ``since``, what was missed after it.
@@ -433,11 +514,16 @@ class Node:
         if channel in connection.channels:
             await self._leave(connection, channel)
 
-    async def _leave(self, connection: Connection, channel: str) -> None:
+    async def _leave(self, connection: Connection, channel: str, vacated: bool | None = None) -> None:
+        """Leave a channel; ``vacated`` when the cluster state was already told (a connection closing)."""
         connection.channels.discard(channel)
         if self.hub.detach(connection, channel):
             self._seen.pop(channel, None)
+            self.gaps.forget(channel)
             await self.broker.unsubscribe(channel)
+        if vacated is None:
+            vacated = await self._recorded(self.cluster.unsubscribed(connection.id, channel), False)
+        if vacated:
             self.observers.channel_vacated(channel)
         if connection.presence.pop(channel, None) is not None:
             self.observers.presence_left(channel, connection.id)
@@ -464,17 +550,35 @@ class Node:
         data: Any,
         exclude: str | None = None,
         user_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> list[StreamPosition]:
-        """Publish one event to channels: its data encoded once; each channel's position returned."""
+        """Publish one event to channels: its data encoded once; each channel's position returned.
+
+        With ``idempotency_key``: when the key was claimed within ``REALTIME_IDEMPOTENCY_TTL`` s
+        (cluster-wide on Redis), nothing is published and ``[]`` is returned; when the publish
+        fails, the key is released so that a retry publishes.
+        """
         names = [check_name(channel) for channel in channels]
         payload = encode_data(data)
+        store = self.backends.idempotency
+        if idempotency_key is not None and not await store.claim(idempotency_key, self.settings.idempotency_ttl):
+            return []
         positions = []
-        for channel in names:
-            publication = Publication(channel, event, payload, exclude=exclude, user_id=user_id)
-            position = await self.broker.publish(publication)
-            self.observers.published(publication.at(position))
-            positions.append(position)
-        self.published += len(names)
+        try:
+            for channel in names:
+                publication = Publication(channel, event, payload, exclude=exclude, user_id=user_id)
+                position = await self.broker.publish(publication)
+                self.observers.published(publication.at(position))
+                positions.append(position)
+        except BaseException:
+            if idempotency_key is not None:
+                try:
+                    await store.release(idempotency_key)
+                except Exception as exc:  # noqa: BLE001 - the publish's own error is the one to raise
+                    log.warning("could not release idempotency key %r: %r", idempotency_key, exc)
+            raise
+        finally:
+            self.published += len(positions)
         return positions
 
     async def client_message(self, connection: Connection, channel: str, data: Any, echo: bool) -> None:
@@ -492,23 +596,56 @@ class Node:
     def _on_publication(self, publication: Publication) -> None:
         """Broker delivery: queue it for every live local subscriber (encoded once per wire)."""
         channel = publication.channel
+        if channel == self._control_channel:
+            self._on_control(publication)
+            return
         if publication.offset and channel in self.hub.pending:
             self._seen[channel] = StreamPosition(publication.offset, publication.epoch)
+        if self.gaps.admit(publication):
+            self._deliver(publication)
+
+    def _deliver(self, publication: Publication) -> None:
         exclude = publication.exclude
         excluded = self.connections.get(exclude) if exclude else None
         self.hub.deliver(publication, excluded)
 
+    def _broker_state(self, state: Any) -> None:
+        """The broker lost Redis and is back: deliver what the history got meanwhile."""
+        if getattr(state, "value", None) == "connected":
+            task = asyncio.get_running_loop().create_task(self._after_outage(), name="realtime-catch-up")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _after_outage(self) -> None:
+        await self.backends.reset()  # pooled connections to the Redis that went away fail on first use
+        await self.gaps.fill()
+
     # -- introspection -----------------------------------------------------------------------------
 
-    def channel_info(self, channel: str) -> dict[str, Any]:
+    async def channel_info(self, channel: str) -> dict[str, Any]:
+        """A channel's type and subscriber count, cluster-wide."""
         check_name(channel)
-        count = self.hub.count(channel)
+        count = await self.cluster.count(channel)
         return {
             "name": channel,
             "type": self.policy.type_of(channel).value,
             "subscription_count": count,
             "occupied": count > 0,
         }
+
+    async def channel_list(self, prefix: str = "", kind: ChannelType | None = None) -> dict[str, dict[str, Any]]:
+        """Every occupied channel in the cluster (named ``prefix``…, of type ``kind``), by name."""
+        answer = {}
+        for name, count in sorted((await self.cluster.channels()).items()):
+            channel_type = self.policy.type_of(name)
+            if name.startswith(prefix) and (kind is None or channel_type is kind):
+                answer[name] = {"type": channel_type.value, "subscription_count": count}
+        return answer
+
+    async def connection_list(self, channel: str | None, user_id: str | None, limit: int) -> dict[str, Any]:
+        """Open connections in the cluster (on ``channel``, being ``user_id``): at most ``limit``, and the count."""
+        page = await self.cluster.connections(channel, user_id, limit)
+        return {"connections": [record.describe() for record in page.connections], "count": page.count}
 
     def status(self) -> dict[str, Any]:
         return {

@@ -22,6 +22,9 @@ from websocket_realtime_engine.presence.base import PresenceStore
 from websocket_realtime_engine.presence.memory import MemoryPresence
 from websocket_realtime_engine.presence.redis import RedisPresence
 from websocket_realtime_engine.registry.base import NodeRegistry
+from websocket_realtime_engine.registry.cluster import ClusterState
+from websocket_realtime_engine.registry.cluster_memory import MemoryClusterState
+from websocket_realtime_engine.registry.cluster_redis import RedisClusterState
 from websocket_realtime_engine.registry.memory import MemoryRegistry
 from websocket_realtime_engine.registry.redis import RedisRegistry
 
@@ -92,9 +95,26 @@ async def redis_history(size: int, ttl: float) -> AsyncIterator[History]:
         yield RedisHistory(client, prefix, size, ttl)
 
 
+@asynccontextmanager
+async def memory_cluster_state() -> AsyncIterator[ClusterState]:
+    """An empty :class:`MemoryClusterState`."""
+    yield MemoryClusterState()
+
+
+@asynccontextmanager
+async def redis_cluster_state() -> AsyncIterator[ClusterState]:
+    """A :class:`RedisClusterState` on a prefix of its own (so empty), on the test Redis."""
+    async with redis_connection() as (client, prefix):
+        yield RedisClusterState(client, prefix)
+
+
 HISTORY_BACKENDS = [pytest.param(memory_history, id="memory"), pytest.param(redis_history, id="redis")]
 PRESENCE_BACKENDS = [pytest.param(memory_presence, id="memory"), pytest.param(redis_presence, id="redis")]
 REGISTRY_BACKENDS = [pytest.param(memory_registry, id="memory"), pytest.param(redis_registry, id="redis")]
+CLUSTER_STATE_BACKENDS = [
+    pytest.param(memory_cluster_state, id="memory"),
+    pytest.param(redis_cluster_state, id="redis"),
+]
 
 
 @pytest.fixture(params=HISTORY_BACKENDS)
@@ -119,5 +139,12 @@ async def presence(request: pytest.FixtureRequest) -> AsyncIterator[PresenceStor
 @pytest.fixture(params=REGISTRY_BACKENDS)
 async def registry(request: pytest.FixtureRequest) -> AsyncIterator[NodeRegistry]:
     """An empty node registry of each backend."""
+    async with request.param() as store:
+        yield store
+
+
+@pytest.fixture(params=CLUSTER_STATE_BACKENDS)
+async def cluster_state(request: pytest.FixtureRequest) -> AsyncIterator[ClusterState]:
+    """An empty cluster state of each backend."""
     async with request.param() as store:
         yield store

@@ -166,3 +166,70 @@ async def test_channels_are_independent(open_history: OpenHistory) -> None:
     assert await history.since("b", StreamPosition(1, b.epoch)) == [
         publication(number, "b").at(StreamPosition(number + 1, b.epoch)) for number in (1, 2, 3)
     ]
+
+
+# -- recent: the newest kept publications with the position, for GET /api/v1/channels/{name}/history
+
+
+async def test_recent_returns_the_newest_kept_oldest_first_with_the_position(open_history: OpenHistory) -> None:
+    history = await open_history(size=5)
+    appended = await append_all(history, range(1, 9))
+    epoch = appended[0].epoch
+    assert await history.recent("orders", 3) == (StreamPosition(8, epoch), appended[5:])
+    assert await history.recent("orders", 5) == (StreamPosition(8, epoch), appended[3:])
+    assert await history.recent("orders", 100) == (StreamPosition(8, epoch), appended[3:]), "only what is kept"
+
+
+async def test_recent_of_a_fresh_channel_is_its_starting_position(open_history: OpenHistory) -> None:
+    history = await open_history()
+    position, publications = await history.recent("fresh", 10)
+    assert position.offset == 0 and position.epoch and publications == []
+    assert await history.position("fresh") == position, "the stream it started is the one kept"
+    published = await history.append(publication(1, "fresh"))
+    assert await history.recent("fresh", 10) == (StreamPosition(1, position.epoch), [published])
+
+
+async def test_recent_with_size_0_gives_the_position_only(open_history: OpenHistory) -> None:
+    history = await open_history(size=0)
+    appended = await append_all(history, range(3))
+    assert await history.recent("orders", 10) == (StreamPosition(3, appended[0].epoch), [])
+
+
+async def test_recent_leaves_out_what_expired_by_age(open_history: OpenHistory) -> None:
+    history = await open_history(ttl=0.5)
+    await history.append(publication(1))
+    await asyncio.sleep(0.3)
+    second = await history.append(publication(2))
+    await asyncio.sleep(0.3)
+    assert await history.recent("orders", 10) == (StreamPosition(2, second.epoch), [second])
+
+
+async def test_recent_keeps_the_stream(open_history: OpenHistory) -> None:
+    history = await open_history(ttl=0.4)
+    (first,) = await append_all(history, range(1))
+    for _ in range(3):
+        await asyncio.sleep(0.25)
+        position, _ = await history.recent("orders", 2)
+        assert position == StreamPosition(1, first.epoch)
+    assert await history.append(publication(2)) == publication(2).at(StreamPosition(2, first.epoch))
+
+
+async def test_recent_agrees_with_since(open_history: OpenHistory) -> None:
+    history = await open_history()
+    await append_all(history, range(1, 4))
+    position, publications = await history.recent("orders", 2)
+    first = publications[0]
+    assert await history.since("orders", StreamPosition(first.offset - 1, first.epoch)) == publications
+    assert publications[-1].offset == position.offset
+
+
+async def test_recent_is_one_consistent_read_under_concurrent_appends(open_history: OpenHistory) -> None:
+    history = await open_history(size=50)
+    await append_all(history, range(1, 3))
+    readings = await asyncio.gather(
+        *(history.append(publication(n)) if n % 2 else history.recent("orders", 50) for n in range(40))
+    )
+    for reading in readings:
+        if isinstance(reading, tuple):
+            position, publications = reading
+            assert [p.offset for p in publications] == list(range(1, position.offset + 1))

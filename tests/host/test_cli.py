@@ -257,7 +257,8 @@ async def test_websocket_start_on_an_unmigrated_database_serves_emit_and_status(
         # one order event is published to orders, private-admin.orders and private-customer.7
         counters = "1 connections, 1 channels, 3 published"
         assert status[0].endswith(f" at http://127.0.0.1:{server.port}: {counters}")
-        assert status[1:] == ["  orders (public): 1 subscribers"]
+        assert status[1:3] == ["  orders (public): 1 subscribers", "1 live node(s) in the cluster:"]
+        assert len(status) == 4 and status[3].startswith("  ") and ": 1 connections, up " in status[3]
         await client.ws.close()
 
     assert await asyncio.to_thread(server.stop) == 0
@@ -335,7 +336,11 @@ async def test_serve_answers_health_and_websockets(cli: Cli, start_server: Serve
     async with aiohttp.ClientSession() as session:
         async with session.get(server.url("/health")) as response:
             assert response.status == 200
-            assert await response.json() == {"status": "ok", "platform": "0.1.0"}
+            checks = {"realtime.node": "ok", "realtime.database": "ok", "realtime.broker": "ok"}
+            assert await response.json() == {"status": "ok", "platform": "0.1.0", "checks": checks}
+        for path in ("/healthz", "/readyz"):  # the engine's own, in the platform's application too
+            async with session.get(server.url(path)) as response:
+                assert response.status == 200 and (await response.json())["status"] == "ok"
         client = await connect(session, server)
         assert client.connection_id
         assert (await client.subscribe("orders"))["event"] == "subscribed"

@@ -26,3 +26,8 @@ class History(Protocol):
         """Every publication after ``position``, oldest first, or ``None`` when that cannot be told
         exactly: another epoch, an offset ahead of the stream, or publications after it trimmed
         (by size or age). An empty list means nothing was missed."""
+
+    async def recent(self, channel: str, limit: int) -> tuple[StreamPosition, list[Publication]]:
+        """The channel's position and its newest ``limit`` kept publications, oldest first, read in
+        one step (the position is that of the last publication returned, when there is one).
+        Counts as a use of the stream, as :meth:`position` does."""

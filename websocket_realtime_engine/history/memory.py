@@ -97,6 +97,17 @@ class MemoryHistory:
             return None
         return [published for _, published in islice(entries, position.offset + 1 - oldest, None)]
 
+    async def recent(self, channel: str, limit: int) -> tuple[StreamPosition, list[Publication]]:
+        """The channel's position and its newest ``limit`` kept publications, oldest first, read in
+        one step. Counts as a use of the stream, as :meth:`position` does."""
+        now = self._clock()
+        stream = self._open(channel, now)
+        entries = stream.entries
+        while entries and entries[0][0] <= now:
+            entries.popleft()
+        first = max(0, len(entries) - max(0, limit))
+        return StreamPosition(stream.offset, stream.epoch), [published for _, published in islice(entries, first, None)]
+
     def _open(self, channel: str, now: float) -> _Stream:
         """The channel's live stream, started anew when it is unknown or forgotten, marked as used."""
         if now >= self._next_sweep:

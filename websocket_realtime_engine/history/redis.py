@@ -14,8 +14,8 @@ as a gap, as one trimmed by ``size`` does.
 
 Every method is one Lua script, atomic on the server: an append increments the offset, pushes the
 entry, trims the list by size and age and refreshes both expiries in one step (and, for the broker,
-publishes the message with them: :meth:`RedisHistory.append_and_publish`); ``since`` reads the
-offset, the epoch and the entries it returns in one step. Times are Redis's own (``TIME``), so the
+publishes the message with them: :meth:`RedisHistory.append_and_publish`); ``since`` and ``recent`` read
+the offset, the epoch and the entries they return in one step. Times are Redis's own (``TIME``), so the
 nodes' clocks do not matter. A Redis that cannot be reached raises :class:`UnavailableError` within
 ``timeout`` seconds, whatever the client's retries.
 
@@ -127,6 +127,27 @@ end
 return entries
 """
 
+# ARGV[2] a new epoch, ARGV[3] the most entries to return, ARGV[4] the TTL in microseconds.
+# The position and the newest kept entries (none older than the TTL), oldest first.
+_RECENT = """
+local offset, epoch = open(ARGV[2])
+redis.call('PEXPIRE', stream, ARGV[1])
+local limit = tonumber(ARGV[3])
+if limit <= 0 then
+  return {offset, epoch, {}}
+end
+local entries = redis.call('LRANGE', stream, -limit, -1)
+local oldest = now_us() - tonumber(ARGV[4])
+local first = 1
+while first <= #entries and appended_at(entries[first]) <= oldest do
+  first = first + 1
+end
+if first > 1 then
+  entries = {unpack(entries, first)}
+end
+return {offset, epoch, entries}
+"""
+
 
 def require_bytes(client: redis.Redis) -> None:
     """Refuse a client that decodes responses: messages are bytes, and the data must stay untouched."""
@@ -229,6 +250,7 @@ class RedisHistory:
         self._append: AsyncScript = client.register_script(_LIBRARY + _APPEND)
         self._position: AsyncScript = client.register_script(_LIBRARY + _POSITION)
         self._since: AsyncScript = client.register_script(_LIBRARY + _SINCE)
+        self._recent: AsyncScript = client.register_script(_LIBRARY + _RECENT)
 
     def keys(self, channel: str) -> list[str]:
         """The channel's meta hash and list keys."""
@@ -263,6 +285,14 @@ class RedisHistory:
         if entries is None:
             return None
         return [wire.decode(entry, entry.index(b" ") + 1) for entry in entries]
+
+    async def recent(self, channel: str, limit: int) -> tuple[StreamPosition, list[Publication]]:
+        """The channel's position and its newest ``limit`` kept publications, oldest first, read in
+        one script. Counts as a use of the stream, as :meth:`position` does."""
+        args = (self._ttl_ms, secrets.token_hex(4), max(0, limit), self._ttl_us)
+        offset, epoch, entries = await self._run(self._recent, self.keys(channel), args)
+        publications = [wire.decode(entry, entry.index(b" ") + 1) for entry in entries]
+        return StreamPosition(offset, epoch.decode()), publications
 
     async def _run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
         """Run a script by its digest, loading it first when Redis does not know it (after a restart)."""

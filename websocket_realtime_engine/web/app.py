@@ -23,6 +23,7 @@ from websocket_realtime_engine.db.recorder import DatabaseRecorder
 from websocket_realtime_engine.dispatch import EventHandler
 from websocket_realtime_engine.node import Node, policy_from
 from websocket_realtime_engine.web import authenticate, rest
+from websocket_realtime_engine.web.health import add_health_routes
 from websocket_realtime_engine.web.keys import NODE_KEY
 from websocket_realtime_engine.web.schemas import BroadcastSchema
 from websocket_realtime_engine.web.socket import socket_handler
@@ -50,15 +51,19 @@ def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler:
     return Node(settings, build_backends(settings), recorder, event_handler)
 
 
-def add_routes(app: web.Application, node: Node, access: authenticate.HostAccess) -> None:
-    """The WebSocket endpoint on ``app`` and REST API v1 as its ``/api/v1`` sub-application.
+def add_routes(
+    app: web.Application, node: Node, access: authenticate.HostAccess, db_engine: AsyncEngine | None = None
+) -> None:
+    """The WebSocket endpoint, ``/healthz`` and ``/readyz`` (checking ``db_engine`` when given) on
+    ``app``, and REST API v1 as its ``/api/v1`` sub-application.
 
     The API's middleware (API key, JSON errors) belongs to the sub-application, so it never wraps
-    the host's routes or another plugin's.
+    the host's routes, another plugin's, or the health routes.
     """
     app[NODE_KEY] = node
     app.on_shutdown.append(_close_clients)
     app.router.add_get("/socket", socket_handler)
+    add_health_routes(app, db_engine)
     app.add_subapp("/api/v1", api_app(node, access))
 
 
@@ -75,12 +80,14 @@ def api_app(node: Node, access: authenticate.HostAccess) -> web.Application:
     router.add_get("/channels", rest.list_channels)
     router.add_get("/channels/{name}", rest.channel_info)
     router.add_get("/channels/{name}/members", rest.channel_members)
+    router.add_get("/channels/{name}/history", rest.channel_history)
     router.add_get("/connections", rest.list_connections)
     router.add_post("/connections/{id}/disconnect", rest.disconnect_connection)
     router.add_post("/users/{id}/disconnect", rest.disconnect_user)
     router.add_post("/authenticate", authenticate.authenticate)
     router.add_post("/authenticate/user", authenticate.authenticate_user)
     router.add_get("/status", rest.status)
+    router.add_get("/nodes", rest.list_nodes)
     router.add_get("/openapi.yaml", rest.openapi)
     return api
 
@@ -135,6 +142,6 @@ def create_app(
     """A standalone application with only the engine (tests and embedding)."""
     app = web.Application(client_max_size=settings.rest_max_body_bytes, **app_options)
     node = build_node(settings, db_engine, event_handler)
-    add_routes(app, node, access or authenticate.HostAccess())
+    add_routes(app, node, access or authenticate.HostAccess(), db_engine)
     app.cleanup_ctx.append(engine_service(node, db_engine))
     return app

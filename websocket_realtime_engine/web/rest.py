@@ -20,6 +20,7 @@ from marshmallow import Schema, ValidationError
 from websocket_realtime_engine import errors
 from websocket_realtime_engine.node import Node
 from websocket_realtime_engine.protocol.channels import ChannelType, check_name
+from websocket_realtime_engine.publication import Publication
 from websocket_realtime_engine.web.keys import NODE_KEY
 from websocket_realtime_engine.web.schemas import BroadcastSchema
 
@@ -142,8 +143,13 @@ async def broadcast(request: web.Request) -> web.Response:
     node = node_of(request)
     body = load_body(request.app[BROADCAST_SCHEMA_KEY], await read_json(request))
     channels = list(dict.fromkeys(body.get("channels") or [body["channel"]]))  # each channel once
-    await node.publish(channels, body["event"], body["data"], body["excluded_connection"])
-    return ok({"published": {"channels": channels, "event": body["event"]}})
+    key = body["idempotency_key"]
+    event, data, exclude = body["event"], body["data"], body["excluded_connection"]
+    positions = await node.publish(channels, event, data, exclude, idempotency_key=key)
+    answer: dict[str, Any] = {"published": {"channels": channels, "event": body["event"]}}
+    if key is not None:
+        answer["duplicate"] = not positions  # a retry: answered as the first, published once
+    return ok(answer)
 
 
 async def list_channels(request: web.Request) -> web.Response:
@@ -153,19 +159,15 @@ async def list_channels(request: web.Request) -> web.Response:
     wanted = request.query.get("type")
     if wanted is not None and wanted not in {t.value for t in ChannelType}:
         raise ApiError(400, "invalid_request", "type must be public, private or presence")
-    channels = {}
-    for name in sorted(node.hub.names()):
-        info = node.channel_info(name)
-        if name.startswith(prefix) and (wanted is None or info["type"] == wanted):
-            channels[name] = {"type": info["type"], "subscription_count": info["subscription_count"]}
-    return ok({"channels": channels})
+    kind = None if wanted is None else ChannelType(wanted)
+    return ok({"channels": await node.channel_list(prefix, kind)})
 
 
 async def channel_info(request: web.Request) -> web.Response:
     """``GET /api/v1/channels/{name}``"""
     node = node_of(request)
     name = _channel(request)
-    info = node.channel_info(name)
+    info = await node.channel_info(name)
     if info["type"] == ChannelType.PRESENCE.value:
         info["user_count"] = (await node.members(name))["count"]
     return ok(info)
@@ -190,24 +192,19 @@ async def list_connections(request: web.Request) -> web.Response:
     if not 1 <= limit <= 10_000:
         raise ApiError(400, "invalid_request", "limit must be between 1 and 10000")
     channel, user_id = request.query.get("channel"), request.query.get("user_id")
-    selected = [
-        c
-        for c in node.connections.values()
-        if (channel is None or channel in c.channels) and (user_id is None or c.is_user(user_id))
-    ]
-    return ok({"connections": [c.describe(node.settings.node_id) for c in selected[:limit]], "count": len(selected)})
+    return ok(await node.connection_list(channel, user_id, limit))
 
 
 async def disconnect_connection(request: web.Request) -> web.Response:
-    """``POST /api/v1/connections/{id}/disconnect``"""
+    """``POST /api/v1/connections/{id}/disconnect``: on whichever node holds it."""
     connection_id = request.match_info["id"]
     if not await node_of(request).disconnect(connection_id):
-        raise ApiError(404, "not_found", f"no connection {connection_id} on this node")
+        raise ApiError(404, "not_found", f"no connection {connection_id} on any node")
     return ok({"disconnected": [connection_id]})
 
 
 async def disconnect_user(request: web.Request) -> web.Response:
-    """``POST /api/v1/users/{id}/disconnect``"""
+    """``POST /api/v1/users/{id}/disconnect``: on every node."""
     count = await node_of(request).disconnect_user(request.match_info["id"])
     return ok({"user_id": request.match_info["id"], "disconnected": count})
 
@@ -220,3 +217,51 @@ async def status(request: web.Request) -> web.Response:
 async def openapi(request: web.Request) -> web.FileResponse:
     """``GET /api/v1/openapi.yaml``: the contract of this API."""
     return web.FileResponse(OPENAPI, headers={"Content-Type": "application/yaml"})
+
+
+# -- cluster: nodes and history --------------------------------------------------------------------
+
+HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MOST = 100, 1000
+
+
+def _query_int(request: web.Request, name: str, default: int, lowest: int, highest: int) -> int:
+    """An integer query parameter within bounds, else 400."""
+    try:
+        value = int(request.query.get(name, str(default)))
+    except ValueError:
+        raise ApiError(400, "invalid_request", f"{name} must be an integer") from None
+    if not lowest <= value <= highest:
+        raise ApiError(400, "invalid_request", f"{name} must be between {lowest} and {highest}")
+    return value
+
+
+def _kept(publication: Publication) -> dict[str, Any]:
+    """A kept publication as a frame shows it: ``data`` embedded as it was encoded, left out when null."""
+    shown: dict[str, Any] = {"event": publication.event}
+    if publication.data != b"null":
+        shown["data"] = orjson.Fragment(publication.data)
+    if publication.user_id is not None:
+        shown["user_id"] = publication.user_id
+    shown["offset"], shown["epoch"] = publication.offset, publication.epoch
+    return shown
+
+
+async def channel_history(request: web.Request) -> web.Response:
+    """``GET /api/v1/channels/{name}/history?limit=``: the newest kept publications, oldest first."""
+    name = _channel(request)
+    limit = _query_int(request, "limit", HISTORY_LIMIT_DEFAULT, 1, HISTORY_LIMIT_MOST)
+    position, publications = await node_of(request).history.recent(name, limit)
+    kept = [_kept(publication) for publication in publications]
+    return ok({"channel": name, "offset": position.offset, "epoch": position.epoch, "publications": kept})
+
+
+async def list_nodes(request: web.Request) -> web.Response:
+    """``GET /api/v1/nodes``: the live nodes of the cluster (the node registry's heartbeats)."""
+    try:
+        nodes = await node_of(request).registry.nodes()
+    except errors.UnavailableError:
+        raise
+    except Exception as exc:  # a registry that raises its store's own errors (Redis down): still a 503
+        log.warning("the node registry cannot be read: %r", exc)
+        raise errors.UnavailableError(f"the node registry cannot be reached: {exc}") from exc
+    return ok({"nodes": dict(sorted(nodes.items())), "count": len(nodes)})

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from websocket_realtime_engine.errors import ChannelError
+from websocket_realtime_engine.idempotency.base import MAX_KEY_LENGTH
 from websocket_realtime_engine.protocol.channels import check_name
 
 # \Z, not $: "$" also matches before a trailing newline
@@ -33,6 +34,10 @@ class BroadcastSchema(Schema):
     data = fields.Raw(required=True, allow_none=True)
     # attribute name differs from the key: ``Schema.exclude`` is marshmallow's own
     excluded_connection = fields.String(data_key="exclude", validate=CONNECTION_ID, allow_none=True, load_default=None)
+    # a retry with the same key within REALTIME_IDEMPOTENCY_TTL is not published again
+    idempotency_key = fields.String(
+        validate=validate.Length(min=1, max=MAX_KEY_LENGTH), allow_none=True, load_default=None
+    )
 
     def __init__(self, max_channels: int, max_event_name_length: int = 200, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -17,6 +17,16 @@ def realtime_connection_opened(connection_id: str, node_id: str) -> None:
 
 
 @hookimpl
+def realtime_channel_occupied(channel: str) -> None:
+    record("channel_occupied", channel=channel)
+
+
+@hookimpl
+def realtime_channel_vacated(channel: str) -> None:
+    record("channel_vacated", channel=channel)
+
+
+@hookimpl
 def realtime_member_added(channel: str, user_id: str, user_info: dict[str, Any] | None) -> None:
     record("member_added", channel=channel, user_id=user_id)
 

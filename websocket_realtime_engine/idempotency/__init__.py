@@ -1,0 +1,1 @@
+"""Broadcasts' idempotency keys: a retry within the TTL is not published twice (``memory``: per node, ``redis``)."""
