@@ -60,6 +60,8 @@ ENGINE_CORE = _engine(
     "connection.py",
     "dispatch.py",
     "catchup.py",
+    "admission.py",
+    "recovery.py",
     "runtime.py",
     "client.py",
     "backends.py",

@@ -16,12 +16,12 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
 
-from websocket_realtime_engine import errors
+from websocket_realtime_engine import admission, errors
+from websocket_realtime_engine.admission import Member
 from websocket_realtime_engine.backends import Backends
 from websocket_realtime_engine.catchup import GapFiller
 from websocket_realtime_engine.config import Settings
@@ -31,28 +31,15 @@ from websocket_realtime_engine.dispatch import EventDispatcher, EventHandler
 from websocket_realtime_engine.hub import Hub
 from websocket_realtime_engine.observers import Observer, Observers
 from websocket_realtime_engine.presence.base import Joined
-from websocket_realtime_engine.protocol import auth
-from websocket_realtime_engine.protocol.channels import ChannelPolicy, ChannelType, check_name
+from websocket_realtime_engine.protocol.channels import ChannelType, check_name
 from websocket_realtime_engine.publication import Publication, StreamPosition
+from websocket_realtime_engine.recovery import Subscription, catch_up
 
 log = logging.getLogger("realtime.node")
 T = TypeVar("T")
 
-Member = dict[str, Any]
 CONTROL_PREFIX = "#node:"  # a node's control channel on the broker; no client channel has a "#"
 MOST_USER_CONNECTIONS = 100_000  # a user disconnect looks this many of the user's connections up
-CATCH_UP_ROUNDS = 3  # history reads while publications keep arriving during a subscribe
-
-
-def policy_from(settings: Settings) -> ChannelPolicy:
-    """The channel policy the settings describe."""
-    return ChannelPolicy(
-        presence_patterns=settings.presence_patterns,
-        private_patterns=settings.private_patterns,
-        signin_presence_patterns=settings.signin_presence_patterns,
-        client_message_types=settings.client_message_types,
-        client_message_patterns=settings.client_message_patterns,
-    )
 
 
 def encode_data(data: Any) -> bytes:
@@ -61,16 +48,6 @@ def encode_data(data: Any) -> bytes:
         return orjson.dumps(data)
     except orjson.JSONEncodeError as exc:  # e.g. nesting deeper than orjson writes (254)
         raise errors.ProtocolError(f"data cannot be sent as JSON: {exc}") from None
-
-
-@dataclass
-class Subscription:
-    """A subscription that has just gone live: what the ``subscribed`` reply says, what follows it."""
-
-    position: StreamPosition
-    members: dict[str, Any] | None = None
-    recovered: bool | None = None
-    missed: list[Publication] = field(default_factory=list)
 
 
 class Node:
@@ -84,7 +61,7 @@ class Node:
         event_handler: EventHandler | None = None,
     ) -> None:
         self.settings = settings
-        self.policy = policy_from(settings)
+        self.policy = admission.policy_from(settings)
         self.backends = backends
         self.broker = backends.broker
         self.history = backends.history
@@ -330,46 +307,13 @@ class Node:
 
     def signin(self, connection: Connection, auth_value: str, user_data: str) -> Member:
         """Bind a user to the connection after checking ``auth`` over ``user_data``."""
-        settings = self.settings
-        if not auth.verify_auth(
-            settings.app_key, settings.app_secret, auth.user_string(connection.id, user_data), auth_value
-        ):
-            raise errors.AuthError("invalid signature for user_data")
-        member = self._parse_member(user_data, "id", "user_data")
-        if connection.user_id is not None and connection.user_id != member["user_id"]:
-            raise errors.AuthError("the connection is already signed in as another user")
+        member = admission.signed_in_member(self.settings, connection, auth_value, user_data)
         connection.user_id = member["user_id"]
         connection.user_info = member["user_info"]
         self.users.setdefault(member["user_id"], set()).add(connection)
         self.cluster.signed_in(connection.id, member["user_id"])
         self.observers.signed_in(connection.id, member["user_id"])
         return member
-
-    def _parse_member(self, text: str, id_key: str, what: str) -> Member:
-        """Read ``{id_key, user_info?}`` from a JSON string that has already been verified."""
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise errors.ProtocolError(f"{what} is not valid JSON") from None
-        if not isinstance(value, dict):
-            raise errors.ProtocolError(f"{what} must be a JSON object")
-        user_id = value.get(id_key)
-        if isinstance(user_id, int) and not isinstance(user_id, bool):
-            user_id = str(user_id)
-        if not isinstance(user_id, str) or not user_id or len(user_id) > self.settings.max_user_id_length:
-            raise errors.ProtocolError(
-                f"{what}.{id_key} must be a non-empty string of at most {self.settings.max_user_id_length} characters"
-            )
-        info = value.get("user_info")
-        if info is not None and not isinstance(info, dict):
-            raise errors.ProtocolError(f"{what}.user_info must be an object")
-        try:
-            size = len(orjson.dumps(info)) if info is not None else 0
-        except orjson.JSONEncodeError:
-            raise errors.ProtocolError(f"{what}.user_info cannot be sent as JSON") from None
-        if size > self.settings.max_user_info_bytes:
-            raise errors.LimitError(f"{what}.user_info is larger than {self.settings.max_user_info_bytes} bytes")
-        return {"user_id": user_id, "user_info": info}
 
     # -- subscriptions -----------------------------------------------------------------------------
 
@@ -394,15 +338,17 @@ class Node:
             raise errors.LimitError(f"at most {self.settings.max_channels_per_connection} channels per connection")
         member = None
         if kind is ChannelType.PRIVATE:
-            self._check_channel_auth(connection, channel, auth_value, None)
+            admission.check_channel_auth(self.settings, connection.id, channel, auth_value, None)
         elif kind is ChannelType.PRESENCE:
-            member = self._presence_member(connection, channel, auth_value, channel_data)
+            member = admission.presence_member(
+                self.settings, self.policy, connection, channel, auth_value, channel_data
+            )
         connection.channels.add(channel)  # first, so that every way out below cleans it up
         try:
             if member is not None:
                 await self._join_presence(connection, channel, member)
             await self._attach(connection, channel)
-            subscription = await self._catch_up(channel, since)
+            subscription = await catch_up(self.history, self._seen, channel, since)
             subscription.members = await self._members_of(channel, kind)
         except BaseException:
             await self._leave(connection, channel)
@@ -439,62 +385,8 @@ class Node:
         if await self._recorded(self.cluster.subscribed(connection.id, channel, member_id), False):
             self.observers.channel_occupied(channel)  # once per cluster: the store decided it
 
-    async def _catch_up(self, channel: str, since: StreamPosition | None) -> Subscription:
-        """The channel's position and, with ``since``, what was missed after it.
-
-        The broker already delivers the channel to this node, so anything published from now on
-        is either in what the history returns or seen by :meth:`_on_publication`; publications
-        seen past the position read are fetched again, so none falls between the two.
-        """
-        history = self.history
-        if since is None:
-            subscription = Subscription(await history.position(channel))
-        else:
-            missed = await history.since(channel, since)
-            if missed is None:
-                subscription = Subscription(await history.position(channel), recovered=False)
-            else:
-                last = missed[-1] if missed else None
-                position = StreamPosition(last.offset, last.epoch) if last is not None else since
-                subscription = Subscription(position, recovered=True, missed=missed)
-        for _ in range(CATCH_UP_ROUNDS):
-            seen = self._seen.get(channel)
-            position = subscription.position
-            if seen is None or seen.epoch != position.epoch or seen.offset <= position.offset:
-                break
-            more = await history.since(channel, position)
-            if not more:
-                break
-            subscription.missed.extend(more)
-            subscription.position = StreamPosition(more[-1].offset, more[-1].epoch)
-        return subscription
-
     async def _members_of(self, channel: str, kind: ChannelType) -> dict[str, Any] | None:
         return await self.members(channel) if kind is ChannelType.PRESENCE else None
-
-    def _check_channel_auth(
-        self, connection: Connection, channel: str, auth_value: str | None, channel_data: str | None
-    ) -> None:
-        if not auth_value:
-            raise errors.AuthError(f"auth is required for {channel}")
-        text = auth.channel_string(connection.id, channel, channel_data)
-        if not auth.verify_auth(self.settings.app_key, self.settings.app_secret, text, auth_value):
-            raise errors.AuthError(f"invalid signature for {channel}")
-
-    def _presence_member(
-        self, connection: Connection, channel: str, auth_value: str | None, channel_data: str | None
-    ) -> Member:
-        """The member a presence subscription joins as: signed channel_data, or the signed-in user."""
-        if channel_data is not None or auth_value:
-            if channel_data is None:
-                raise errors.ProtocolError("channel_data is required with auth on a presence channel")
-            self._check_channel_auth(connection, channel, auth_value, channel_data)
-            return self._parse_member(channel_data, "user_id", "channel_data")
-        if connection.user_id is not None and self.policy.allows_signed_in_presence(channel):
-            return {"user_id": connection.user_id, "user_info": connection.user_info}
-        if self.policy.allows_signed_in_presence(channel):
-            raise errors.AuthError(f"sign in before joining {channel}, or give auth and channel_data")
-        raise errors.AuthError(f"auth and channel_data are required for {channel}")
 
     async def _join_presence(self, connection: Connection, channel: str, member: Member) -> None:
         user_id, user_info = member["user_id"], member["user_info"]

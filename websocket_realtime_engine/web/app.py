@@ -16,12 +16,13 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from websocket_realtime_engine import runtime
+from websocket_realtime_engine.admission import policy_from
 from websocket_realtime_engine.backends import build_backends
 from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.db.credentials import resolve_credentials
 from websocket_realtime_engine.db.recorder import DatabaseRecorder
 from websocket_realtime_engine.dispatch import EventHandler
-from websocket_realtime_engine.node import Node, policy_from
+from websocket_realtime_engine.node import Node
 from websocket_realtime_engine.web import authenticate, rest
 from websocket_realtime_engine.web.health import add_health_routes
 from websocket_realtime_engine.web.keys import NODE_KEY
