@@ -29,6 +29,7 @@ from websocket_realtime_engine.config import Settings, SettingsError, config_fil
 from websocket_realtime_engine.db.credentials import stored_credentials
 from websocket_realtime_engine.web.app import tune_garbage_collector
 
+from . import nginx
 from .lifecycle import banner_lines
 from .state import STATE
 
@@ -80,8 +81,10 @@ def register_commands(subparsers: argparse._SubParsersAction[Any], platform: Plu
     start = websocket.add_parser("start", help="run a standalone realtime node")
     add_server_options(start)  # the host's serve flags: one name per setting (REALTIME_HOST, REALTIME_PORT)
     start.set_defaults(handler=_user_errors(cmd_start))
-    cluster = websocket.add_parser("setup-cluster", help="check Redis and store the cluster settings")
-    cluster.add_argument("--redis-url", required=True, help="redis://host:port/db")
+    cluster = websocket.add_parser(
+        "setup-cluster", help="check Redis, store the cluster settings, write nginx's configuration for N nodes"
+    )
+    _add_cluster_options(cluster)
     cluster.set_defaults(handler=_user_errors(cmd_setup_cluster))
     websocket.add_parser("status", help="nodes, connections and channels of the running engine").set_defaults(
         handler=_user_errors(cmd_status)
@@ -89,6 +92,23 @@ def register_commands(subparsers: argparse._SubParsersAction[Any], platform: Plu
     websocket.add_parser("credentials", help="print the app id, key, secret and API key").set_defaults(
         handler=_user_errors(cmd_credentials)
     )
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """``setup-cluster``'s flags: without ``--nodes`` it only checks Redis and stores its URL."""
+    parser.add_argument("--redis-url", required=True, help="redis://host:port/db")
+    parser.add_argument("--nodes", type=_positive, help="write nginx's configuration for this many nodes")
+    parser.add_argument("--base-port", type=_positive, default=8081, help="the first node's port (default 8081)")
+    parser.add_argument("--listen", default="80", help="where nginx listens: HOST:PORT or PORT (default 80)")
+    parser.add_argument("--nginx-config", type=Path, help="where to write it (default var/nginx-realtime.conf)")
+    parser.add_argument("--standalone", action="store_true", help="a whole nginx.conf, for nginx -c FILE")
+    parser.add_argument("--allow-sqlite", action="store_true", help="go on although the database is SQLite")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+    return int(text)
 
 
 async def _ensure_ready(platform: PluginHost) -> None:
@@ -119,34 +139,123 @@ async def cmd_start(platform: PluginHost, args: argparse.Namespace) -> int:
 
 
 async def cmd_setup_cluster(platform: PluginHost, args: argparse.Namespace) -> int:
-    """Check that Redis answers, store ``redis_url`` in var/realtime.toml, say what goes in front."""
+    """Check Redis, store the cluster settings in var/realtime.toml and, with ``--nodes``, write nginx's
+    configuration for the nodes and print how to start them and nginx."""
+    settings = _settings(platform)
+    plan = _proxy_plan(args, settings) if args.nodes else None  # bad flags fail before Redis is asked
+    version = await _redis_version(args.redis_url)
+    _check_database(platform, refuse=plan is not None and not args.allow_sqlite)
+    path = _config_file(platform)
+    if plan is None:
+        _store_settings(path, {"redis_url": args.redis_url})
+        print(f"Redis {version} answers at {redact_url(args.redis_url)}; stored redis_url in {path}")
+        _print_start_commands(settings.port, 2)
+        print("and put a load balancer in front that passes WebSocket upgrades (nginx: proxy_http_version 1.1;")
+        print('proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade").')
+        return 0
+    # nginx connects to the nodes from the address it reaches them on
+    proxies = sorted({*_addresses(_stored(path).get("trusted_proxies", [])), plan.node_host})
+    _store_settings(path, {"redis_url": args.redis_url, "trusted_proxies": proxies})
+    print(f"Redis {version} answers at {redact_url(args.redis_url)}")
+    print(f"stored redis_url and trusted_proxies = {proxies} (nginx's address) in {path}")
+    _write_nginx_config(platform, args, plan)
+    return 0
+
+
+async def _redis_version(url: str) -> str:
+    """The version of the Redis at ``url``; a CommandError, password masked, when it does not answer."""
     import redis.asyncio as redis
     from redis.exceptions import RedisError
 
     try:
-        connection = redis.Redis.from_url(args.redis_url, socket_connect_timeout=3)
+        connection = redis.Redis.from_url(url, socket_connect_timeout=3)
         info = await connection.info("server")
         await connection.aclose()
     except (RedisError, ValueError, OSError) as exc:
-        raise CommandError(
-            f"Redis at {redact_url(args.redis_url)} does not answer: {_redact(str(exc), args.redis_url)}"
-        ) from None
-    path = _config_file(platform)
-    _store_setting(path, "redis_url", args.redis_url)
-    settings = _settings(platform)
-    print(f"Redis {info.get('redis_version', '?')} answers at {redact_url(args.redis_url)}; stored redis_url in {path}")
+        raise CommandError(f"Redis at {redact_url(url)} does not answer: {_redact(str(exc), url)}") from None
+    return str(info.get("redis_version", "?"))
+
+
+def _check_database(platform: PluginHost, refuse: bool) -> None:
+    """The nodes of a cluster share one PostgreSQL database: refuse SQLite (or warn, when not refusing)."""
+    url = platform.settings.database_url
+    if not url.startswith("sqlite"):
+        return
+    problem = (
+        f"the platform database is SQLite ({url}): the nodes of a cluster share one PostgreSQL database; "
+        "set SHOPOLOGIC_DATABASE_URL=postgresql://..."
+    )
+    if refuse:
+        raise CommandError(f"{problem} (or pass --allow-sqlite for nodes on this machine only)")
+    print(f"warning: {problem}", file=sys.stderr)
+
+
+def _proxy_plan(args: argparse.Namespace, settings: Settings) -> nginx.ProxyPlan:
+    """What nginx's configuration is made of, from the flags and the node settings; or a CommandError."""
+    try:
+        _, listen_port = nginx.parse_listen(args.listen)
+    except nginx.ListenError as exc:
+        raise CommandError(str(exc)) from None
+    ports = tuple(range(args.base_port, args.base_port + args.nodes))
+    if ports[-1] > 65535:
+        raise CommandError(f"--base-port {args.base_port} with --nodes {args.nodes} goes past port 65535")
+    if listen_port in ports:
+        raise CommandError(f"--listen {args.listen}: port {listen_port} is also a node's ({ports[0]}-{ports[-1]})")
+    return nginx.ProxyPlan(
+        listen=args.listen.strip(),
+        node_ports=ports,
+        heartbeat=settings.heartbeat,
+        max_body_bytes=settings.rest_max_body_bytes,
+        node_host=_node_host(settings.host),
+    )
+
+
+def _node_host(host: str) -> str:
+    """Where nginx reaches a node listening on REALTIME_HOST (on all addresses: over loopback)."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::", "localhost") else host
+
+
+def _write_nginx_config(platform: PluginHost, args: argparse.Namespace, plan: nginx.ProxyPlan) -> None:
+    """Write the configuration, then say how to start the nodes and nginx."""
+    target = (args.nginx_config or platform.settings.var_dir / "nginx-realtime.conf").resolve()
+    if args.standalone:
+        runtime = (platform.settings.var_dir / "nginx").resolve()
+        runtime.mkdir(parents=True, exist_ok=True)
+        text = nginx.render_standalone(plan, runtime)
+    else:
+        text = nginx.render_included(plan)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    count = len(plan.node_ports)
+    print(f"wrote nginx's configuration for {count} nodes (least connections, on {plan.listen}) to {target}")
+    _print_start_commands(plan.node_ports[0], count)
+    if args.standalone:
+        print(f"and nginx:\n  nginx -c {target}")
+    else:
+        print(f"and nginx, with `include {target};` in its http block:\n  nginx -t && nginx -s reload")
+
+
+def _print_start_commands(base_port: int, count: int) -> None:
     print("Start each node with its own port and node id:")
-    print(f"  python bootstrap_plugins.py websocket start --port {settings.port} --node-id node-1")
-    print(f"  python bootstrap_plugins.py websocket start --port {settings.port + 1} --node-id node-2")
-    print("and put a load balancer in front that passes WebSocket upgrades (nginx: proxy_http_version 1.1;")
-    print('proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade").')
-    return 0
+    for number in range(1, count + 1):
+        port = base_port + number - 1
+        print(f"  python bootstrap_plugins.py websocket start --port {port} --node-id node-{number}")
 
 
-def _store_setting(path: Path, name: str, value: str) -> None:
-    """Set one key in the TOML config file, keeping the others."""
-    current = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    current[name] = value
+def _stored(path: Path) -> dict[str, Any]:
+    """The TOML config file's settings (none when it does not exist)."""
+    return tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _addresses(value: Any) -> list[str]:
+    """A stored list setting, written as a TOML list or as one comma-separated string."""
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _store_settings(path: Path, values: dict[str, Any]) -> None:
+    """Set keys in the TOML config file, keeping the others."""
+    current = {**_stored(path), **values}
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{key} = {_toml_value(item)}" for key, item in sorted(current.items())]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the services the tests use answer: Redis on 127.0.0.1:6379 and PostgreSQL on
 # 127.0.0.1:5432 (user postgres, database test). Starts them when they are installed but stopped;
-# installs redis-server when it is missing (tests start their own on free ports); otherwise fails
-# with a clear message. Never skips silently.
+# installs redis-server when it is missing (tests start their own on free ports), and nginx (the
+# cluster tests run their own nginx processes; the package's service is not started); otherwise
+# fails with a clear message. Never skips silently.
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -39,4 +40,16 @@ if ! psql -h 127.0.0.1 -U postgres -d test -Atc 'select 1' >/dev/null 2>&1; then
   psql -h 127.0.0.1 -U postgres -d postgres -c 'create database test' >/dev/null \
     || { echo "error: cannot reach database 'test' on 127.0.0.1:5432 as postgres" >&2; exit 1; }
 fi
-echo "services: Redis and PostgreSQL answer"
+have_nginx() { have nginx || [ -x /usr/sbin/nginx ]; }
+if ! have_nginx; then
+  # Debian starts a package's service on install unless policy-rc.d says no (101): say no, for now
+  policy=/usr/sbin/policy-rc.d
+  if [ "$(id -u)" = 0 ] && [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
+  echo "installing nginx (Debian's package) for the cluster tests"
+  apt_install nginx || { echo "error: could not install nginx (apt-get install nginx failed)" >&2; exit 1; }
+  have_nginx || { echo "error: nginx was installed but no nginx command is found" >&2; exit 1; }
+fi
+echo "services: Redis and PostgreSQL answer, nginx is installed"

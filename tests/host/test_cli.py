@@ -313,6 +313,42 @@ def test_websocket_setup_cluster_with_no_redis_is_one_line(cli: Cli, platform_en
     assert not Path(platform_env["REALTIME_CONFIG_FILE"]).exists(), "stored for a Redis that is not there"
 
 
+def test_websocket_setup_cluster_for_nodes_refuses_sqlite(cli: Cli, platform_env: dict[str, str]) -> None:
+    result = cli("websocket", "setup-cluster", "--redis-url", REDIS_URL, "--nodes", "2")
+    assert_one_line_error(result, "SQLite", "share one PostgreSQL database", "--allow-sqlite")
+    assert not Path(platform_env["REALTIME_CONFIG_FILE"]).exists()
+    assert not Path(platform_env["SHOPOLOGIC_VAR_DIR"], "nginx-realtime.conf").exists()
+
+
+def test_websocket_setup_cluster_writes_nginx_config_and_trusts_it(cli: Cli, platform_env: dict[str, str]) -> None:
+    config_file = Path(platform_env["REALTIME_CONFIG_FILE"])
+    config_file.parent.mkdir(parents=True)
+    config_file.write_text('trusted_proxies = ["10.0.0.5"]\n')
+    flags = ["--nodes", "3", "--base-port", "9101", "--listen", "127.0.0.1:9100", "--allow-sqlite"]
+    output = assert_ok(cli("websocket", "setup-cluster", "--redis-url", REDIS_URL, *flags))
+    stored = tomllib.loads(config_file.read_text())
+    assert stored == {"redis_url": REDIS_URL, "trusted_proxies": ["10.0.0.5", "127.0.0.1"]}, "kept, and nginx's"
+    written = Path(platform_env["SHOPOLOGIC_VAR_DIR"], "nginx-realtime.conf").resolve()
+    text = written.read_text()
+    assert "listen 127.0.0.1:9100;" in text and "server 127.0.0.1:9103" in text and "events {" not in text
+    for port, number in ((9101, 1), (9102, 2), (9103, 3)):
+        assert f"websocket start --port {port} --node-id node-{number}" in output
+    assert f"include {written};" in output
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--listen", "127.0.0.1:"], "--listen"),
+        (["--listen", "8081"], "port 8081 is also a node's"),
+        (["--base-port", "65535"], "past port 65535"),
+    ],
+)
+def test_websocket_setup_cluster_bad_flags_are_one_line(cli: Cli, flags: list[str], fragment: str) -> None:
+    result = cli("websocket", "setup-cluster", "--redis-url", "redis://127.0.0.1:1/0", "--nodes", "2", *flags)
+    assert_one_line_error(result, fragment)  # before Redis is asked: it does not answer there
+
+
 def test_websocket_credentials_are_the_stored_ones(cli: Cli, platform_env: dict[str, str]) -> None:
     assert_ok(cli("plugin", "activate", PLUGIN_NAME))
     stored = stored_credentials(platform_env)

@@ -32,11 +32,12 @@ async def test_readyz_without_a_database_checks_the_node_and_the_broker(engine: 
 
 async def test_readyz_checks_the_database(tmp_path: Path, engine_factory: EngineFactory, spec: dict[str, Any]) -> None:
     db = await migrated_sqlite(tmp_path / "ready.db")
+    engine = await engine_factory(db_engine=db)
     try:
-        engine = await engine_factory(db_engine=db)
         body = await call_and_check(engine, spec, "GET", "/readyz", 200, headers={})
         assert body["checks"] == {"node": "ok", "database": "ok", "broker": "ok"}
     finally:
+        await engine.server.close()  # the node's recorder writes to the database until it stops
         await db.dispose()
 
 
