@@ -163,6 +163,7 @@ class Node:
             await self._publish_member_removed(channel, user_id)
         log.warning("removed a dead node's presence members", extra={"node_id": node_id, "members": len(removed)})
         self._vacate(await self.cluster.remove_node(node_id))
+        self.observers.node_reaped(node_id)
 
     async def _listen(self) -> None:
         """Subscribe to this node's control channel (disconnects asked for on other nodes)."""

@@ -56,6 +56,9 @@ class Observer:
     def published(self, publication: Publication) -> None:
         """A publication was accepted by the broker (with its offset, when it has one)."""
 
+    def node_reaped(self, node_id: str) -> None:
+        """This node removed a dead node's state (its heartbeat expired without a goodbye)."""
+
     def client_message(self, channel: str, data: Any, connection_id: str, user_id: str | None) -> None:
         """A client published a message (already delivered)."""
 
@@ -113,6 +116,10 @@ class Observers(Observer):
     def published(self, publication: Publication) -> None:
         for observer in self.observers:
             observer.published(publication)
+
+    def node_reaped(self, node_id: str) -> None:
+        for observer in self.observers:
+            observer.node_reaped(node_id)
 
     def client_message(self, channel: str, data: Any, connection_id: str, user_id: str | None) -> None:
         for observer in self.observers:

@@ -206,3 +206,44 @@ async def test_sigterm_makes_a_nodes_members_leave_at_once(cluster: Cluster, ses
     assert (await watcher.expect("member_removed", timeout=5))["data"]["user_id"] == "bob"
     assert time.monotonic() - stopped < 3, "at shutdown, not after the heartbeat expires"
     await asyncio.to_thread(node_b.process.wait, 10)
+
+
+def query(env: dict[str, str], sql: str) -> list[str]:
+    """Rows of a query on the cluster's database, as psql prints them (``|`` between columns)."""
+    url = env["SHOPOLOGIC_DATABASE_URL"]
+    database = url.rsplit("/", 1)[1]
+    host = url.split("@", 1)[1].split("/", 1)[0].split(":")[0]
+    answer = subprocess.run(
+        ["psql", "-h", host, "-U", "postgres", "-d", database, "-Atc", sql],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return answer.stdout.splitlines()
+
+
+async def test_the_record_of_a_killed_node_is_closed_by_the_survivor(
+    cluster: Cluster, session: aiohttp.ClientSession
+) -> None:
+    node_a, node_b = cluster.start("node-a"), cluster.start("node-b")
+    watcher = await connect(session, node_a)
+    await join(watcher, "presence-room", "ada")
+    ghost = await connect(session, node_b)
+    await join(ghost, "presence-room", "bob")
+    await watcher.expect("member_added")
+    await asyncio.sleep(1.0)  # the write-behind record has the rows (it flushes every 0.5 s)
+    open_rows = "select count(*) from realtime_connections where node_id = 'node-b' and closed_at is null"
+    assert query(cluster.env, open_rows) == ["1"]
+    node_b.process.kill()
+    await watcher.expect("member_removed", timeout=10)
+    deadline = time.monotonic() + 5
+    while query(cluster.env, open_rows) != ["0"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert query(cluster.env, open_rows) == ["0"], "the dead node's connections are closed"
+    left = "select count(*) from realtime_presence where user_id = 'bob' and left_at is null"
+    assert query(cluster.env, left) == ["0"], "its presence rows have their end"
+    stopped = "select id from realtime_server_nodes where stopped_at is not null"
+    assert query(cluster.env, stopped) == ["node-b"]
+    alive = "select count(*) from realtime_connections where node_id = 'node-a' and closed_at is null"
+    assert query(cluster.env, alive) == ["1"], "the survivor's own stay open"

@@ -100,6 +100,10 @@ class DatabaseRecorder(Observer):
         data = publication.data
         self._add("message", publication.channel, publication.event[:200], data, size=len(data))
 
+    def node_reaped(self, node_id: str) -> None:
+        """Close what a dead node left open: its connections, their presence rows, its node row."""
+        self._add("reap", node_id)
+
     def stats(self) -> dict[str, int]:
         return {
             "rejected": self.rejected,
@@ -248,6 +252,8 @@ class DatabaseRecorder(Observer):
                 update(connection).where(connection.id == bindparam("c")).values(closed_at=bindparam("at")),
                 [{"c": v[0], "at": at} for at, v in closes],
             )
+        for at, (node_id,) in by_kind.get("reap", ()):
+            await self._close_node(conn, node_id, at)
         messages = [
             {"channel": v[0], "event": v[1], "payload": v[2], "node_id": self.node_id, "created_at": at}
             for kind, at, v in batch
@@ -256,6 +262,22 @@ class DatabaseRecorder(Observer):
         if messages:
             await conn.execute(insert(models.Message), messages)
             await self._touch_channels(conn, {m["channel"]: m["created_at"] for m in messages})
+
+    async def _close_node(self, conn: AsyncConnection, node_id: str, at: datetime) -> None:
+        """A dead node's open rows get their end time (presence first: it finds them by connection)."""
+        connection, presence, node = models.Connection, models.Presence, models.ServerNode
+        still_open = select(connection.id).where(connection.node_id == node_id, connection.closed_at.is_(None))
+        await conn.execute(
+            update(presence)
+            .where(presence.left_at.is_(None), presence.connection_id.in_(still_open))
+            .values(left_at=at)
+        )
+        await conn.execute(
+            update(connection)
+            .where(connection.node_id == node_id, connection.closed_at.is_(None))
+            .values(closed_at=at)
+        )
+        await conn.execute(update(node).where(node.id == node_id, node.stopped_at.is_(None)).values(stopped_at=at))
 
     async def _touch_channels(self, conn: AsyncConnection, last: dict[str, datetime]) -> None:
         known = set(
