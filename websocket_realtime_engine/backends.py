@@ -55,7 +55,8 @@ class Backends:
     cluster: ClusterState = field(default_factory=MemoryClusterState)
 
     def stats(self) -> dict[str, Any]:
-        """What status shows of the backends: their kind, the pool's use, the broker's counters."""
+        """What status shows of the backends: their kind, the pool's use, the broker's counters, and
+        the cluster-state changes dropped while Redis was away."""
         answer: dict[str, Any] = {"kind": self.kind}
         if self.pool is not None:
             answer["pool"] = {
@@ -65,6 +66,9 @@ class Backends:
         broker_stats = getattr(self.broker, "stats", None)
         if broker_stats is not None:
             answer["broker"] = broker_stats()
+        dropped = getattr(self.cluster, "dropped", None)
+        if dropped is not None:  # cluster-state changes lost while Redis was away (the lists may drift)
+            answer["cluster_state_dropped"] = dropped
         return answer
 
     async def reset(self) -> None:

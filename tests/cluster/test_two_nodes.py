@@ -136,6 +136,12 @@ async def test_a_broadcast_sent_to_b_reaches_a_client_on_a(cluster: Cluster, ses
         first, second = await client.expect("tick"), await client.expect("tick")
         assert positioned(first)["data"] == {"n": 1} and positioned(second)["data"] == {"n": 2}
         assert (first["offset"], second["offset"]) == (1, 2), "one stream, whichever node published"
+    async with session.get(node_a.url("/api/v1/status"), headers=HEADERS) as response:
+        status = await response.json()
+    assert status["backends"] == "redis"
+    stats = status["backend_stats"]
+    assert stats["pool"]["size"] == 51, "REALTIME_REDIS_POOL_SIZE (50) + the subscription connection"
+    assert stats["broker"]["state"] == "connected" and stats["cluster_state_dropped"] == 0
 
 
 async def test_presence_is_one_list_across_nodes(cluster: Cluster, session: aiohttp.ClientSession) -> None:
