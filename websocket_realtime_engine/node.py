@@ -512,6 +512,20 @@ class Node:
     async def _after_outage(self) -> None:
         await self.backends.reset()  # pooled connections to the Redis that went away fail on first use
         await self.gaps.fill()
+        await self._record_again()
+
+    async def _record_again(self) -> None:
+        """Tell the cluster state again what this node holds: changes made while Redis was away were
+        dropped, and a Redis that lost its data lost them all (the scripts are idempotent)."""
+        node_id = self.settings.node_id
+        for connection in list(self.connections.values()):
+            self.cluster.opened(node_id, connection.id, connection.connected_at, connection.remote)
+            if connection.user_id is not None:
+                self.cluster.signed_in(connection.id, connection.user_id)
+            for channel in list(connection.channels):
+                member_id = connection.presence.get(channel)
+                if await self._recorded(self.cluster.subscribed(connection.id, channel, member_id), False):
+                    self.observers.channel_occupied(channel)
 
     # -- introspection -----------------------------------------------------------------------------
 

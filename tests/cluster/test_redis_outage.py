@@ -114,6 +114,8 @@ async def test_delivery_survives_a_redis_restart(
         assert (resumed["epoch"], resumed["offset"]) == (first["epoch"], first["offset"] + 1)
     else:
         assert resumed["epoch"] != first["epoch"], "the stream was lost: a new epoch"
+    listed = await listed_on(session, node_b.url("/api/v1/connections"), on_a.connection_id)
+    assert listed, "the node records its connections again in the cluster state (a lost Redis lost them)"
     late = await connect(session, node_a)
     since = {"offset": first["offset"], "epoch": first["epoch"]}
     subscribed = await late.subscribe("orders", since=since)
@@ -134,3 +136,14 @@ async def resume(session: aiohttp.ClientSession, url: str, client: Client) -> di
         assert status == 503
         await asyncio.sleep(0.2)
     pytest.fail("delivery did not resume within 15 s of Redis coming back")
+
+
+async def listed_on(session: aiohttp.ClientSession, url: str, connection_id: str) -> bool:
+    """Whether the connection list answered by ``url`` shows ``connection_id`` within a few seconds."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        async with session.get(url, headers=HEADERS) as response:
+            if response.status == 200 and connection_id in {c["id"] for c in (await response.json())["connections"]}:
+                return True
+        await asyncio.sleep(0.2)
+    return False
