@@ -61,6 +61,7 @@ class Connection:
         "out",
         "channels",
         "presence",
+        "member_info",
         "user_id",
         "user_info",
         "connected_at",
@@ -89,6 +90,7 @@ class Connection:
         self.out: bytearray | None = None
         self.channels: set[str] = set()
         self.presence: dict[str, str] = {}  # presence channel -> user id this connection joined as
+        self.member_info: dict[str, dict[str, Any] | None] = {}  # presence channel -> the info it joined with
         self.user_id: str | None = None
         self.user_info: dict[str, Any] | None = None
         self.connected_at = time.time()

@@ -396,6 +396,7 @@ class Node:
         if joined is Joined.FULL:
             raise errors.LimitError(f"{channel} has {limit} members, the most allowed")
         connection.presence[channel] = user_id
+        connection.member_info[channel] = user_info
         self.observers.presence_joined(channel, connection.id, user_id, user_info)
         if joined is Joined.FIRST:
             added = Publication(channel, "member_added", orjson.dumps(member), exclude=connection.id)
@@ -418,6 +419,7 @@ class Node:
             vacated = await self._recorded(self.cluster.unsubscribed(connection.id, channel), False)
         if vacated:
             self.observers.channel_vacated(channel)
+        connection.member_info.pop(channel, None)
         if connection.presence.pop(channel, None) is not None:
             self.observers.presence_left(channel, connection.id)
             user_id = await self.presence.leave(channel, connection.id)
@@ -515,8 +517,9 @@ class Node:
         await self._record_again()
 
     async def _record_again(self) -> None:
-        """Tell the cluster state again what this node holds: changes made while Redis was away were
-        dropped, and a Redis that lost its data lost them all (the scripts are idempotent)."""
+        """Tell the cluster state and presence again what this node holds: changes made while Redis was
+        away were dropped, and a Redis that lost its data lost them all (the scripts are idempotent).
+        No member_added goes out: the other clients never saw these members leave."""
         node_id = self.settings.node_id
         for connection in list(self.connections.values()):
             self.cluster.opened(node_id, connection.id, connection.connected_at, connection.remote)
@@ -526,6 +529,13 @@ class Node:
                 member_id = connection.presence.get(channel)
                 if await self._recorded(self.cluster.subscribed(connection.id, channel, member_id), False):
                     self.observers.channel_occupied(channel)
+            for channel, user_id in list(connection.presence.items()):
+                info = connection.member_info.get(channel)
+                limit = self.settings.max_presence_members
+                try:  # a member already there is left as it is (AGAIN); a lost one is back, silently
+                    await self.presence.join(channel, connection.id, user_id, info, node_id, limit)
+                except Exception as exc:  # noqa: BLE001 - away again: the next reconnection retries
+                    log.warning("could not record a presence member again: %r", exc)
 
     # -- introspection -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ restarting anything, and recovery says whether the streams survived.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -100,6 +101,9 @@ async def test_delivery_survives_a_redis_restart(
     broadcast_b = node_b.url("/api/v1/broadcast")
     on_a = await connect(session, node_a)
     await on_a.subscribe("orders")
+    data = json.dumps({"user_id": "ada", "user_info": {"name": "ada"}})
+    joined = await on_a.subscribe("presence-room", auth=on_a.auth("presence-room", data), channel_data=data)
+    assert joined["data"]["count"] == 1
     assert (await publish(session, broadcast_b, 1))[0] == 200
     first = await on_a.expect("tick")
 
@@ -116,6 +120,8 @@ async def test_delivery_survives_a_redis_restart(
         assert resumed["epoch"] != first["epoch"], "the stream was lost: a new epoch"
     listed = await listed_on(session, node_b.url("/api/v1/connections"), on_a.connection_id)
     assert listed, "the node records its connections again in the cluster state (a lost Redis lost them)"
+    members = await wait_for_members(session, node_b.url("/api/v1/channels/presence-room/members"))
+    assert members == ["ada"], "presence memberships are recorded again too, info included"
     late = await connect(session, node_a)
     since = {"offset": first["offset"], "epoch": first["epoch"]}
     subscribed = await late.subscribe("orders", since=since)
@@ -147,3 +153,17 @@ async def listed_on(session: aiohttp.ClientSession, url: str, connection_id: str
                 return True
         await asyncio.sleep(0.2)
     return False
+
+
+async def wait_for_members(session: aiohttp.ClientSession, url: str) -> list[str]:
+    """The members ``url`` lists once it lists any (within a few seconds)."""
+    deadline = time.monotonic() + 5
+    members: list[str] = []
+    while time.monotonic() < deadline:
+        async with session.get(url, headers=HEADERS) as response:
+            answer = await response.json()
+        members = [m["user_id"] for m in answer["members"] if m["user_info"] == {"name": "ada"}]
+        if members:
+            return members
+        await asyncio.sleep(0.2)
+    return members
