@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PLUGIN := websocket-realtime-engine
 
-.PHONY: install run test lint services bench bench-quick clean
+.PHONY: install run test lint services bench bench-quick bench-cluster clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -39,6 +39,11 @@ bench: install
 
 bench-quick: install
 	bash scripts/bench.sh --clients 1000 --reps 1 --channels-clients 0
+
+## bench-cluster: two nodes joined by a private redis-server against one embedded node, C = 1000, 3 reps
+## (about 1.5 minutes; more: make bench-cluster BENCH_CLUSTER_ARGS='--clients 1000,5000 --reps 5')
+bench-cluster: install
+	$(BIN)/python scripts/bench_cluster.py $(BENCH_CLUSTER_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
