@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
@@ -153,6 +153,17 @@ def require_bytes(client: redis.Redis) -> None:
     """Refuse a client that decodes responses: messages are bytes, and the data must stay untouched."""
     if client.get_connection_kwargs().get("decode_responses"):
         raise ValueError("the Redis backends need a client built with decode_responses=False")
+
+
+def reply_text(value: bytes | str) -> str:
+    """A reply as text, whether or not the client decodes responses."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def reply_pairs(flat: list[Any]) -> Iterator[tuple[Any, Any]]:
+    """``[a, b, c, d]`` as ``(a, b), (c, d)``: how a script returns pairs."""
+    items = iter(flat)
+    return zip(items, items, strict=True)
 
 
 async def redis_call(command: Awaitable[T], timeout: float) -> T:

@@ -20,12 +20,10 @@ primary with replicas), not Redis Cluster. ``remove_node`` runs a script per bat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import orjson
 import redis.asyncio as redis
 
+from websocket_realtime_engine.history.redis import reply_pairs, reply_text
 from websocket_realtime_engine.presence.base import Joined, UserInfo
 
 # Helpers shared by the scripts. ARGV[1] is always the prefix.
@@ -143,17 +141,6 @@ return {redis.call('SCARD', node), left}
 """
 
 
-def _text(value: bytes | str) -> str:
-    """A reply as text, whether or not the client decodes responses."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _pairs(flat: list[Any]) -> Iterator[tuple[Any, Any]]:
-    """``[a, b, c, d]`` as ``(a, b), (c, d)``: how a script returns pairs."""
-    items = iter(flat)
-    return zip(items, items, strict=True)
-
-
 class RedisPresence:
     """Members of presence channels in Redis, shared by every node using ``client`` and ``prefix``.
 
@@ -179,13 +166,13 @@ class RedisPresence:
         """
         info = orjson.dumps(user_info)
         result = await self._join(args=[self._prefix, channel, connection_id, user_id, info, node_id, limit])
-        return Joined(_text(result))
+        return Joined(reply_text(result))
 
     async def leave(self, channel: str, connection_id: str) -> str | None:
         """Remove a connection; the user id when it was that user's last connection on the channel
         on any node, else ``None``."""
         user_id = await self._leave(args=[self._prefix, channel, connection_id])
-        return None if user_id is None else _text(user_id)
+        return None if user_id is None else reply_text(user_id)
 
     async def remove_node(self, node_id: str) -> list[tuple[str, str]]:
         """Remove every connection ``node_id`` owns; the ``(channel, user_id)`` of users who left
@@ -197,13 +184,13 @@ class RedisPresence:
         remaining = 1
         while remaining:
             remaining, removed = await self._remove_node(args=[self._prefix, node_id, self._remove_batch])
-            left.extend((_text(channel), _text(user_id)) for channel, user_id in _pairs(removed))
+            left.extend((reply_text(channel), reply_text(user_id)) for channel, user_id in reply_pairs(removed))
         return left
 
     async def members(self, channel: str) -> dict[str, UserInfo]:
         """Every member of the channel: user id to user info (the oldest remaining connection's)."""
         members = await self._client.hgetall(self._channel_key(channel, "members"))
-        return {_text(user_id): orjson.loads(info) for user_id, info in members.items()}
+        return {reply_text(user_id): orjson.loads(info) for user_id, info in members.items()}
 
     async def count(self, channel: str) -> int:
         """How many users (not connections) are on the channel, on every node."""

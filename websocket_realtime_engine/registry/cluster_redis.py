@@ -35,7 +35,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from websocket_realtime_engine.errors import UnavailableError
-from websocket_realtime_engine.history.redis import redis_call, require_bytes
+from websocket_realtime_engine.history.redis import redis_call, reply_text, require_bytes
 from websocket_realtime_engine.registry.cluster import ConnectionPage, ConnectionRecord
 
 log = logging.getLogger("realtime.cluster")
@@ -170,25 +170,22 @@ return {redis.call('SCARD', node), vacated}
 Call = tuple[tuple[Any, ...], "AsyncScript | None", "asyncio.Future[Any] | None"]
 
 
-def _text(value: bytes | str) -> str:
-    """A reply as text, whether or not the client decodes responses."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _record(connection_id: str, fields: Mapping[Any, Any]) -> ConnectionRecord | None:
     """A connection's record from its hash (``None`` for a hash that is gone)."""
     if b"node" not in fields:
         return None
     user = fields.get(b"user")
     channels = {
-        _text(field)[8:]: _text(value) or None for field, value in fields.items() if field.startswith(b"channel:")
+        reply_text(field)[8:]: reply_text(value) or None
+        for field, value in fields.items()
+        if field.startswith(b"channel:")
     }
     return ConnectionRecord(
         connection_id,
-        _text(fields[b"node"]),
+        reply_text(fields[b"node"]),
         float(fields.get(b"at", b"0")),
-        _text(fields.get(b"remote", b"")),
-        None if user is None else _text(user),
+        reply_text(fields.get(b"remote", b"")),
+        None if user is None else reply_text(user),
         channels,
     )
 
@@ -240,7 +237,7 @@ class RedisClusterState:
 
     async def closed(self, connection_id: str) -> list[str]:
         """Forget a connection and its subscriptions; the channels it was the last subscriber of."""
-        return [_text(channel) for channel in await self._run(self._closed, connection_id)]
+        return [reply_text(channel) for channel in await self._run(self._closed, connection_id)]
 
     async def remove_node(self, node_id: str) -> list[str]:
         """Forget every connection ``node_id`` owns, a batch per script; the channels vacated by it."""
@@ -248,7 +245,7 @@ class RedisClusterState:
         remaining = 1
         while remaining:
             remaining, channels = await self._run(self._remove_node, node_id, self._remove_batch)
-            vacated.extend(_text(channel) for channel in channels)
+            vacated.extend(reply_text(channel) for channel in channels)
         return vacated
 
     # -- reads (queued too: they see every change this node made before) ---------------------------
@@ -265,7 +262,7 @@ class RedisClusterState:
         if user_id is not None:
             sets.append(self._key("user", user_id))
         members = await self._command("SINTER", *sets) if sets else await self._command("SMEMBERS", self._everyone)
-        ids = sorted(_text(member) for member in members)
+        ids = sorted(reply_text(member) for member in members)
         hashes = await asyncio.gather(*(self._command("HGETALL", self._key("connection", i)) for i in ids[:limit]))
         records = [_record(connection_id, fields) for connection_id, fields in zip(ids, hashes, strict=False)]
         found = [record for record in records if record is not None]
@@ -275,7 +272,7 @@ class RedisClusterState:
     async def channels(self) -> dict[str, int]:
         """Every occupied channel: its name to its subscriber count, cluster-wide."""
         counts = await self._command("HGETALL", self._counts)
-        return {_text(channel): int(count) for channel, count in counts.items()}
+        return {reply_text(channel): int(count) for channel, count in counts.items()}
 
     async def count(self, channel: str) -> int:
         """How many subscriptions the channel has, cluster-wide."""

@@ -14,12 +14,10 @@ next call), so its script stays short and the dead nodes' info is cleaned up in 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import orjson
 import redis.asyncio as redis
 
+from websocket_realtime_engine.history.redis import reply_pairs, reply_text
 from websocket_realtime_engine.registry.base import NodeInfo
 
 # The Redis server's time in whole milliseconds (so that it prints in full in a score range).
@@ -68,17 +66,6 @@ return dead
 )
 
 
-def _text(value: bytes | str) -> str:
-    """A reply as text, whether or not the client decodes responses."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _pairs(flat: list[Any]) -> Iterator[tuple[Any, Any]]:
-    """``[a, b, c, d]`` as ``(a, b), (c, d)``: how a script returns pairs."""
-    items = iter(flat)
-    return zip(items, items, strict=True)
-
-
 class RedisRegistry:
     """Live nodes and their load in Redis, shared by every node using ``client`` and ``prefix``.
 
@@ -103,7 +90,7 @@ class RedisRegistry:
     async def nodes(self) -> dict[str, NodeInfo]:
         """Every live node (heartbeat within its TTL): node id to its last info."""
         flat = await self._nodes(keys=self._keys)
-        return {_text(node_id): orjson.loads(info) for node_id, info in _pairs(flat)}
+        return {reply_text(node_id): orjson.loads(info) for node_id, info in reply_pairs(flat)}
 
     async def deregister(self, node_id: str) -> None:
         """A node leaving cleanly: no longer listed, and never reported dead."""
@@ -116,4 +103,4 @@ class RedisRegistry:
         """Nodes whose heartbeat expired without a goodbye, at most ``claim_batch`` per call; each is
         returned to one caller only, cluster-wide (the claim and removal are one script)."""
         dead = await self._claim_dead(keys=self._keys, args=[self._claim_batch])
-        return [_text(node_id) for node_id in dead]
+        return [reply_text(node_id) for node_id in dead]
