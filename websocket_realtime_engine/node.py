@@ -15,7 +15,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 import orjson
@@ -237,7 +237,11 @@ class Node:
         self.slow_consumers += 1
         log.warning("slow consumer closed", extra={"connection_id": connection.id})
         connection.state = State.CLOSING
-        task = asyncio.get_running_loop().create_task(self._evict(connection))
+        self._spawn(self._evict(connection))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background; :meth:`stop` cancels and awaits what is still running."""
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -289,11 +293,7 @@ class Node:
         for connection_id in orjson.loads(publication.data):
             connection = self.connections.get(connection_id)
             if connection is not None:
-                task = asyncio.get_running_loop().create_task(
-                    self.close_connection(connection, errors.CloseReason.DISCONNECTED)
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self.close_connection(connection, errors.CloseReason.DISCONNECTED))
 
     async def _recorded(self, change: Awaitable[T], failed: T) -> T:
         """A cluster state change's answer, or ``failed`` when the store cannot be reached: a client's
@@ -507,9 +507,7 @@ class Node:
     def _broker_state(self, state: Any) -> None:
         """The broker lost Redis and is back: deliver what the history got meanwhile."""
         if getattr(state, "value", None) == "connected":
-            task = asyncio.get_running_loop().create_task(self._after_outage(), name="realtime-catch-up")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._after_outage())
 
     async def _after_outage(self) -> None:
         await self.backends.reset()  # pooled connections to the Redis that went away fail on first use
