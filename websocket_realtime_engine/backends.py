@@ -3,7 +3,8 @@
 Without ``REALTIME_REDIS_URL`` (nor a ``redis_url`` stored by ``websocket setup-cluster``), every
 backend is the in-process one: one node. With it, every backend is the Redis one, all sharing one
 connection pool per node (``REALTIME_REDIS_POOL_SIZE`` connections, plus the broker's subscription
-connection), and every key starts with ``REALTIME_REDIS_PREFIX``. Nothing else in the engine changes.
+connection and the publish path's pipelined connection), and every key starts with
+``REALTIME_REDIS_PREFIX``. Nothing else in the engine changes.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class Backends:
 
     async def close(self) -> None:
         """Release the connections (after the broker has stopped)."""
+        if isinstance(self.history, RedisHistory):
+            await self.history.close()
         if self.client is not None:
             await self.client.aclose()
         if self.pool is not None:
@@ -101,7 +104,7 @@ def redis_backends(settings: Settings) -> Backends:
     timeout = settings.redis_timeout
     pool = redis.BlockingConnectionPool.from_url(
         settings.redis_url,
-        max_connections=settings.redis_pool_size + 1,  # + the broker's subscription connection
+        max_connections=settings.redis_pool_size + 2,  # + the broker's subscription and publish connections
         timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,

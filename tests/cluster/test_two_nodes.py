@@ -140,7 +140,7 @@ async def test_a_broadcast_sent_to_b_reaches_a_client_on_a(cluster: Cluster, ses
         status = await response.json()
     assert status["backends"] == "redis"
     stats = status["backend_stats"]
-    assert stats["pool"]["size"] == 51, "REALTIME_REDIS_POOL_SIZE (50) + the subscription connection"
+    assert stats["pool"]["size"] == 52, "REALTIME_REDIS_POOL_SIZE (50) + the subscription and publish connections"
     assert stats["broker"]["state"] == "connected" and stats["cluster_state_dropped"] == 0
 
 

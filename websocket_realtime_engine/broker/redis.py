@@ -42,7 +42,7 @@ from redis.asyncio.connection import AbstractConnection
 from websocket_realtime_engine.broker import wire
 from websocket_realtime_engine.broker.base import DeliveryHandler
 from websocket_realtime_engine.errors import UnavailableError
-from websocket_realtime_engine.history.redis import RedisHistory, redis_call, require_bytes
+from websocket_realtime_engine.history.redis import RedisHistory, require_bytes
 from websocket_realtime_engine.publication import Publication, StreamPosition
 
 log = logging.getLogger("realtime.broker")
@@ -156,7 +156,7 @@ class RedisBroker:
             if history:
                 position = await self.history.append_and_publish(publication, pubsub_channel)
             else:
-                await redis_call(self.client.publish(pubsub_channel, wire.encode(publication)), self.timeout)
+                await self.history.pipeline.call("PUBLISH", pubsub_channel, wire.encode(publication))
                 position = NO_POSITION
         except UnavailableError:
             self._counters["publish_failures"] += 1

@@ -27,11 +27,15 @@ one round trip, not a connection each (redis-py's default pool raises once it ru
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import math
 import secrets
 from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
@@ -179,59 +183,113 @@ async def redis_call(command: Awaitable[T], timeout: float) -> T:
         raise UnavailableError(f"Redis cannot be reached: {reason}") from exc
 
 
-class CommandBatcher:
-    """Sends a command at once when none is under way, else with the others of the same event-loop
-    iteration in one pipeline (not a transaction).
+class _Link:
+    """One connection of a :class:`PipelinedConnection` and the replies it owes, oldest first."""
 
-    Each command stays what it is (a script is still atomic). A lone call costs one round trip, as
-    a plain command; a burst of concurrent calls costs one more round trip on one pooled connection,
-    in the order they were issued, instead of a connection each.
+    __slots__ = ("alive", "connection", "pending", "reader")
+
+    def __init__(self, connection: AbstractConnection) -> None:
+        self.connection = connection
+        self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.alive = True
+        self.reader: asyncio.Task[None] | None = None
+
+
+class PipelinedConnection:
+    """Every command of the node's publish path on one pooled connection, written at once, the
+    replies read in order by one reader (Redis answers a connection's commands in the order sent).
+
+    Concurrent calls need no extra loop iteration and no connection each: what the node's handlers
+    issue in one iteration reaches Redis together, Redis runs it in one pass and writes the
+    ``PUBLISH`` messages of those scripts to every node's subscription connection together, so a
+    node reads a burst in one iteration and writes it to each subscriber in one ``write`` (see
+    docs/benchmarks.md, "Cluster"). Each command stays what it is: a script is still atomic.
+
+    A call that gets no reply within ``timeout`` takes the connection down, failing every call
+    still waiting on it (Redis is not answering); the next call opens a new one. A call cancelled
+    for another reason leaves its reply to be read and dropped.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, timeout: float) -> None:
         self.client = client
-        self._busy = 0  # commands and pipelines under way
-        self._batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self.timeout = timeout
+        self._link: _Link | None = None
+        self._opening = asyncio.Lock()
 
     async def call(self, *command: Any) -> Any:
-        """The command's reply; a reply error is raised."""
-        if not self._busy:
-            self._busy += 1
-            try:
-                return await self.client.execute_command(*command)
-            finally:
-                self._busy -= 1
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._batch.append((command, future))
-        if len(self._batch) == 1:  # the first of this batch: send it on the next loop iteration
-            task = asyncio.get_running_loop().create_task(self._send())
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-        return await future
+        """The command's reply.
 
-    async def _send(self) -> None:
-        batch, self._batch = self._batch, []
-        pipeline = self.client.pipeline(transaction=False)
-        for command, _ in batch:
-            pipeline.pipeline_execute_command(*command)
-        self._busy += 1
+        :raises UnavailableError: when Redis cannot be reached or does not answer within ``timeout``.
+        :raises redis.ResponseError: the command's error reply.
+        """
+        link: _Link | None = None
         try:
-            replies = await pipeline.execute(raise_on_error=False)
-        except Exception as exc:  # the connection failed: every command of the batch did
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+            async with asyncio.timeout(self.timeout) as deadline:
+                link = self._link or await self._open()
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                if not link.alive:  # lost while this call waited for the lock
+                    raise redis.ConnectionError("the connection to Redis was lost")
+                link.pending.append(future)
+                await link.connection.send_packed_command(link.connection.pack_command(*command), check_health=False)
+                return await future
+        except UNREACHABLE as exc:
+            if deadline.expired() and link is not None:
+                self._fail(link, exc)  # Redis is not answering this connection
+            reason = str(exc) or f"no answer within {self.timeout} s"
+            raise UnavailableError(f"Redis cannot be reached: {reason}") from exc
+
+    async def close(self) -> None:
+        """Give the connection back to the pool; calls still waiting fail."""
+        link, self._link = self._link, None
+        if link is not None:
+            self._fail(link, redis.ConnectionError("closed"))
+            if link.reader is not None:
+                await asyncio.gather(link.reader, return_exceptions=True)
+
+    async def _open(self) -> _Link:
+        async with self._opening:
+            if self._link is None or not self._link.alive:
+                link = _Link(await self.client.connection_pool.get_connection())
+                link.reader = asyncio.get_running_loop().create_task(self._read(link), name="realtime-redis-pipeline")
+                self._link = link
+            return self._link
+
+    async def _read(self, link: _Link) -> None:
+        connection = link.connection
+        try:
+            while link.alive:
+                try:
+                    reply: Any = await connection.read_response(timeout=math.inf)
+                except redis.ResponseError as exc:  # the command's own error: the connection is fine
+                    reply = exc
+                if not link.pending:
+                    raise redis.ConnectionError("Redis sent a reply nobody asked for")
+                future = link.pending.popleft()
+                if future.done():  # its caller gave up waiting
+                    continue
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+        except Exception as exc:
+            self._fail(link, exc)
         finally:
-            self._busy -= 1
-        for (_, future), reply in zip(batch, replies, strict=True):
-            if future.done():  # its caller gave up waiting
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+            with contextlib.suppress(Exception):
+                await self.client.connection_pool.release(connection)
+
+    def _fail(self, link: _Link, error: Exception) -> None:
+        """Take a link down: every call waiting on it fails with ``error``, the next call opens another."""
+        link.alive = False
+        if self._link is link:
+            self._link = None
+        pending, link.pending = link.pending, collections.deque()
+        for future in pending:
+            if not future.done():
+                future.set_exception(redis.ConnectionError(str(error) or repr(error)))
+        if link.reader is not None and link.reader is not asyncio.current_task():
+            link.reader.cancel()
 
 
 class RedisHistory:
@@ -257,11 +315,15 @@ class RedisHistory:
         self.timeout = timeout
         self._ttl_ms = max(1, round(ttl * 1000))
         self._ttl_us = max(1, round(ttl * 1_000_000))
-        self.batcher = CommandBatcher(client)
+        self.pipeline = PipelinedConnection(client, timeout)
         self._append: AsyncScript = client.register_script(_LIBRARY + _APPEND)
         self._position: AsyncScript = client.register_script(_LIBRARY + _POSITION)
         self._since: AsyncScript = client.register_script(_LIBRARY + _SINCE)
         self._recent: AsyncScript = client.register_script(_LIBRARY + _RECENT)
+
+    async def close(self) -> None:
+        """Give the publish path's connection back to the pool."""
+        await self.pipeline.close()
 
     def keys(self, channel: str) -> list[str]:
         """The channel's meta hash and list keys."""
@@ -309,7 +371,7 @@ class RedisHistory:
         """Run a script by its digest, loading it first when Redis does not know it (after a restart)."""
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
-            return await redis_call(self.batcher.call(*command), self.timeout)
+            return await self.pipeline.call(*command)
         except NoScriptError:
-            await redis_call(self.batcher.call("SCRIPT", "LOAD", script.script), self.timeout)
-            return await redis_call(self.batcher.call(*command), self.timeout)
+            await self.pipeline.call("SCRIPT", "LOAD", script.script)
+            return await self.pipeline.call(*command)
