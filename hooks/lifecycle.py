@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,12 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from shopologic import log
-from shopologic.contracts import MigrationSource, PluginHost
+from shopologic.contracts import MigrationSource, PluginError, PluginHost
 from shopologic.hookspecs import hookimpl
 from websocket_realtime_engine import PLUGIN_NAME, runtime
 from websocket_realtime_engine.db.credentials import ensure_default_app, stored_credentials
 from websocket_realtime_engine.db.models import TABLE_PREFIX
+from websocket_realtime_engine.errors import StartupError
 from websocket_realtime_engine.web import app as engine_app
 from websocket_realtime_engine.web.authenticate import HostAccess
 from websocket_realtime_engine.web.health import readiness
@@ -97,8 +100,23 @@ def register_routes(app: web.Application, platform: PluginHost) -> None:
 
 @hookimpl
 def background_services(app: web.Application, platform: PluginHost) -> list[Any]:
-    """The node itself: started with the application, stopped gracefully with it."""
-    return [engine_app.engine_service(app[engine_app.NODE_KEY], platform.engine)]
+    """The node itself: started with the application, stopped gracefully with it; a node that
+    cannot start says why in one line (a :class:`PluginError`)."""
+    service = engine_app.engine_service(app[engine_app.NODE_KEY], platform.engine)
+
+    async def node_service(app: web.Application) -> AsyncIterator[None]:
+        running = service(app)
+        try:
+            await anext(running)
+        except StartupError as exc:
+            raise PluginError(str(exc)) from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(StopAsyncIteration):
+                await anext(running)
+
+    return [node_service]
 
 
 @hookimpl

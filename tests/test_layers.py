@@ -56,6 +56,7 @@ def _engine(*names: str) -> tuple[str, ...]:
 ENGINE_CORE = _engine(
     "session.py",
     "node.py",
+    "membership.py",
     "hub.py",
     "connection.py",
     "dispatch.py",

@@ -95,6 +95,11 @@ class UnavailableError(RealtimeError):
     name = "unavailable"
 
 
+class StartupError(RuntimeError):
+    """The node cannot start as configured (another live node has its id, no app credentials); the
+    host shows the message as one line."""
+
+
 class CloseReason(enum.Enum):
     """Why the server ends a connection; the dialect turns it into a close code."""
 

@@ -15,8 +15,8 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Coroutine, Iterable
-from typing import Any, TypeVar
+from collections.abc import Coroutine, Iterable
+from typing import Any
 
 import orjson
 
@@ -29,6 +29,7 @@ from websocket_realtime_engine.connection import Closer, Connection, State, Wire
 from websocket_realtime_engine.db.recorder import NullRecorder
 from websocket_realtime_engine.dispatch import EventDispatcher, EventHandler
 from websocket_realtime_engine.hub import Hub
+from websocket_realtime_engine.membership import Membership, recorded
 from websocket_realtime_engine.observers import Observer, Observers
 from websocket_realtime_engine.presence.base import Joined
 from websocket_realtime_engine.protocol.channels import ChannelType, check_name
@@ -36,9 +37,7 @@ from websocket_realtime_engine.publication import Publication, StreamPosition
 from websocket_realtime_engine.recovery import Subscription, catch_up
 
 log = logging.getLogger("realtime.node")
-T = TypeVar("T")
 
-CONTROL_PREFIX = "#node:"  # a node's control channel on the broker; no client channel has a "#"
 MOST_USER_CONNECTIONS = 100_000  # a user disconnect looks this many of the user's connections up
 
 
@@ -68,9 +67,6 @@ class Node:
         self.presence = backends.presence
         self.registry = backends.registry
         self.cluster = backends.cluster
-        self._control_channel = CONTROL_PREFIX + settings.node_id
-        # whether the control channel is subscribed: one node alone (memory backends) needs none
-        self._listening = backends.kind == "memory"
         self.recorder: Observer = recorder or NullRecorder()
         self.events = EventDispatcher(event_handler, settings.hook_queue_limit)
         self.observers = Observers([self.recorder, self.events])
@@ -88,43 +84,35 @@ class Node:
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscribing: dict[str, asyncio.Task[None]] = {}  # broker subscriptions under way
         self._seen: dict[str, StreamPosition] = {}  # last publication of channels with pending subscribers
-        self._heartbeat: asyncio.Task[None] | None = None
+        self.membership = Membership(self, backends, self.gaps)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start the broker, take the node id in the cluster, start the observers.
+
+        :raises errors.StartupError: when another live node runs under this node id.
+        """
         if hasattr(self.broker, "on_state_change"):  # a broker that can lose its connection (Redis)
-            self.broker.on_state_change = self._broker_state
+            self.broker.on_state_change = self.membership.broker_state
         await self.broker.start(self._on_publication)
+        try:
+            await self.membership.join()
+        except BaseException:
+            await self.broker.stop()
+            await self.backends.close()
+            raise
         settings = self.settings
         await self.observers.start(settings.node_id, settings.host, settings.port)
-        if not self._listening:
-            await self._listen()
-        try:  # what a previous run under this node id left (it was killed, and not yet reaped)
-            self._vacate(await self.cluster.remove_node(settings.node_id))
-        except Exception as exc:  # noqa: BLE001 - the cluster state is away: nothing to do but say so
-            log.warning("the cluster state cannot be reached at start: %r", exc)
-        try:
-            await self._beat()
-        except Exception as exc:  # noqa: BLE001 - serve local clients; the heartbeat loop retries
-            log.warning("the node registry cannot be reached at start: %r", exc)
-        self._heartbeat = asyncio.get_running_loop().create_task(self._heartbeats(), name="realtime-heartbeat")
         log.info("node started", extra={"node_id": settings.node_id})
 
     async def stop(self) -> None:
         """Stop accepting, close every client (reconnect elsewhere), stop backends and observers."""
         await self.close_all()
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            self._tasks.add(self._heartbeat)
         for task in list(self._tasks):  # evictions still closing
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        try:
-            self._vacate(await self.cluster.remove_node(self.settings.node_id))
-            await self.registry.deregister(self.settings.node_id)
-        except Exception as exc:  # noqa: BLE001 - the registry is away: the others reap this node later
-            log.warning("could not deregister the node: %r", exc)
+        await self.membership.leave()
         await self.broker.stop()
         await self.backends.close()
         await self.observers.stop(self.settings.node_id)
@@ -138,45 +126,6 @@ class Node:
         for result in results:
             if isinstance(result, BaseException):
                 log.warning("error closing a connection at shutdown: %r", result)
-
-    async def _heartbeats(self) -> None:
-        interval = self.settings.node_heartbeat
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self._beat()
-                if not self._listening:
-                    await self._listen()
-                for dead in await self.registry.claim_dead():
-                    await self._reap(dead)
-            except Exception:  # noqa: BLE001 - a backend hiccup: try again next beat
-                log.exception("node heartbeat failed")
-
-    async def _beat(self) -> None:
-        info = {"connections": len(self.connections), "started_at": self.started_at, "last_seen": time.time()}
-        await self.registry.heartbeat(self.settings.node_id, info, self.settings.node_heartbeat * 3)
-
-    async def _reap(self, node_id: str) -> None:
-        """A node died without a goodbye: its presence members leave, and subscribers are told."""
-        removed = await self.presence.remove_node(node_id)
-        for channel, user_id in removed:
-            await self._publish_member_removed(channel, user_id)
-        log.warning("removed a dead node's presence members", extra={"node_id": node_id, "members": len(removed)})
-        self._vacate(await self.cluster.remove_node(node_id))
-        self.observers.node_reaped(node_id)
-
-    async def _listen(self) -> None:
-        """Subscribe to this node's control channel (disconnects asked for on other nodes)."""
-        try:
-            await self.broker.subscribe(self._control_channel)
-            self._listening = True
-        except Exception as exc:  # noqa: BLE001 - the broker is away: the heartbeat loop tries again
-            log.warning("cannot subscribe to the node's control channel: %r", exc)
-
-    def _vacate(self, channels: Iterable[str]) -> None:
-        """Tell the observers that the cluster state found these channels vacated."""
-        for channel in channels:
-            self.observers.channel_vacated(channel)
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -213,7 +162,7 @@ class Node:
         if self.connections.pop(connection.id, None) is None:
             return
         connection.state = State.CLOSED
-        vacated = await self._recorded(self.cluster.closed(connection.id), [])
+        vacated = await recorded(self.cluster.closed(connection.id), [])
         for channel in list(connection.channels):
             await self._leave(connection, channel, channel in vacated)
         if connection.user_id is not None:
@@ -237,9 +186,9 @@ class Node:
         self.slow_consumers += 1
         log.warning("slow consumer closed", extra={"connection_id": connection.id})
         connection.state = State.CLOSING
-        self._spawn(self._evict(connection))
+        self.spawn(self._evict(connection))
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in the background; :meth:`stop` cancels and awaits what is still running."""
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
@@ -262,7 +211,7 @@ class Node:
         record = await self.cluster.connection(connection_id)
         if record is None or record.node_id == self.settings.node_id:
             return False
-        await self._send_disconnect(record.node_id, [connection_id])
+        await self.membership.send_disconnect(record.node_id, [connection_id])
         return True
 
     async def disconnect_user(self, user_id: str) -> int:
@@ -275,34 +224,10 @@ class Node:
             if record.node_id != self.settings.node_id:
                 elsewhere.setdefault(record.node_id, []).append(record.id)
         for node_id, ids in elsewhere.items():
-            await self._send_disconnect(node_id, ids)
+            await self.membership.send_disconnect(node_id, ids)
         for connection in connections:
             await self.close_connection(connection, errors.CloseReason.DISCONNECTED)
         return len(connections) + sum(len(ids) for ids in elsewhere.values())
-
-    async def _send_disconnect(self, node_id: str, connection_ids: list[str]) -> None:
-        """Ask ``node_id`` to close some of its connections (raises when the broker cannot)."""
-        control = Publication(CONTROL_PREFIX + node_id, "disconnect", orjson.dumps(connection_ids))
-        await self.broker.publish(control, history=False)
-
-    def _on_control(self, publication: Publication) -> None:
-        """A message on this node's control channel: close the connections it names."""
-        if publication.event != "disconnect":
-            log.warning("an unknown control message: %r", publication.event)
-            return
-        for connection_id in orjson.loads(publication.data):
-            connection = self.connections.get(connection_id)
-            if connection is not None:
-                self._spawn(self.close_connection(connection, errors.CloseReason.DISCONNECTED))
-
-    async def _recorded(self, change: Awaitable[T], failed: T) -> T:
-        """A cluster state change's answer, or ``failed`` when the store cannot be reached: a client's
-        subscription or close never fails because the cluster's lists could not follow it."""
-        try:
-            return await change
-        except Exception as exc:  # noqa: BLE001 - logged; the lists heal when the node is reaped or restarts
-            log.warning("the cluster state did not record a change: %r", exc)
-            return failed
 
     # -- sign-in -----------------------------------------------------------------------------------
 
@@ -383,7 +308,7 @@ class Node:
             if pending is not None:
                 await asyncio.shield(pending)
         member_id = connection.presence.get(channel)
-        if await self._recorded(self.cluster.subscribed(connection.id, channel, member_id), False):
+        if await recorded(self.cluster.subscribed(connection.id, channel, member_id), False):
             self.observers.channel_occupied(channel)  # once per cluster: the store decided it
 
     async def _members_of(self, channel: str, kind: ChannelType) -> dict[str, Any] | None:
@@ -416,7 +341,7 @@ class Node:
             self.gaps.forget(channel)
             await self.broker.unsubscribe(channel)
         if vacated is None:
-            vacated = await self._recorded(self.cluster.unsubscribed(connection.id, channel), False)
+            vacated = await recorded(self.cluster.unsubscribed(connection.id, channel), False)
         if vacated:
             self.observers.channel_vacated(channel)
         connection.member_info.pop(channel, None)
@@ -424,9 +349,9 @@ class Node:
             self.observers.presence_left(channel, connection.id)
             user_id = await self.presence.leave(channel, connection.id)
             if user_id is not None:
-                await self._publish_member_removed(channel, user_id)
+                await self.publish_member_removed(channel, user_id)
 
-    async def _publish_member_removed(self, channel: str, user_id: str) -> None:
+    async def publish_member_removed(self, channel: str, user_id: str) -> None:
         removed = Publication(channel, "member_removed", orjson.dumps({"user_id": user_id}))
         await self.broker.publish(removed, history=False)
         self.observers.member_removed(channel, user_id)
@@ -491,8 +416,8 @@ class Node:
     def _on_publication(self, publication: Publication) -> None:
         """Broker delivery: queue it for every live local subscriber (encoded once per wire)."""
         channel = publication.channel
-        if channel == self._control_channel:
-            self._on_control(publication)
+        if channel == self.membership.control_channel:
+            self.membership.on_control(publication)
             return
         if publication.offset and channel in self.hub.pending:
             self._seen[channel] = StreamPosition(publication.offset, publication.epoch)
@@ -503,37 +428,6 @@ class Node:
         exclude = publication.exclude
         excluded = self.connections.get(exclude) if exclude else None
         self.hub.deliver(publication, excluded)
-
-    def _broker_state(self, state: Any) -> None:
-        """The broker lost Redis and is back: deliver what the history got meanwhile."""
-        if getattr(state, "value", None) == "connected":
-            self._spawn(self._after_outage())
-
-    async def _after_outage(self) -> None:
-        await self.backends.reset()  # pooled connections to the Redis that went away fail on first use
-        await self.gaps.fill()
-        await self._record_again()
-
-    async def _record_again(self) -> None:
-        """Tell the cluster state and presence again what this node holds: changes made while Redis was
-        away were dropped, and a Redis that lost its data lost them all (the scripts are idempotent).
-        No member_added goes out: the other clients never saw these members leave."""
-        node_id = self.settings.node_id
-        for connection in list(self.connections.values()):
-            self.cluster.opened(node_id, connection.id, connection.connected_at, connection.remote)
-            if connection.user_id is not None:
-                self.cluster.signed_in(connection.id, connection.user_id)
-            for channel in list(connection.channels):
-                member_id = connection.presence.get(channel)
-                if await self._recorded(self.cluster.subscribed(connection.id, channel, member_id), False):
-                    self.observers.channel_occupied(channel)
-            for channel, user_id in list(connection.presence.items()):
-                info = connection.member_info.get(channel)
-                limit = self.settings.max_presence_members
-                try:  # a member already there is left as it is (AGAIN); a lost one is back, silently
-                    await self.presence.join(channel, connection.id, user_id, info, node_id, limit)
-                except Exception as exc:  # noqa: BLE001 - away again: the next reconnection retries
-                    log.warning("could not record a presence member again: %r", exc)
 
     # -- introspection -----------------------------------------------------------------------------
 

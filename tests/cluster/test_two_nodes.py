@@ -253,3 +253,48 @@ async def test_the_record_of_a_killed_node_is_closed_by_the_survivor(
     assert query(cluster.env, stopped) == ["node-b"]
     alive = "select count(*) from realtime_connections where node_id = 'node-a' and closed_at is null"
     assert query(cluster.env, alive) == ["1"], "the survivor's own stay open"
+
+
+async def test_a_node_restarted_under_its_id_after_a_kill_leaves_no_ghosts(
+    cluster: Cluster, session: aiohttp.ClientSession
+) -> None:
+    node_a, node_b = cluster.start("node-a"), cluster.start("node-b")
+    watcher = await connect(session, node_a)
+    await join(watcher, "presence-room", "ada")
+    ghost = await connect(session, node_b)
+    await join(ghost, "presence-room", "bob")
+    await watcher.expect("member_added")
+    await asyncio.sleep(1.0)  # the write-behind record has bob's connection
+    node_b.process.kill()
+    # at once, under the same id: its old heartbeat has not expired yet, so it waits for that first
+    again = await asyncio.to_thread(cluster.start, "node-b")
+    assert (await watcher.expect("member_removed", timeout=10))["data"]["user_id"] == "bob"
+    for node in (node_a, again):
+        assert await members(session, node, "presence-room") == (["ada"], 1)
+    async with session.get(again.url("/api/v1/connections"), headers=HEADERS) as response:
+        listed = await response.json()
+    assert [c["node"] for c in listed["connections"]] == ["node-a"], "the killed run's connection is gone"
+    open_rows = "select count(*) from realtime_connections where node_id = 'node-b' and closed_at is null"
+    assert query(cluster.env, open_rows) == ["0"], "the killed run's record is closed"
+    newcomer = await connect(session, again)
+    await join(newcomer, "presence-room", "cy")
+    assert (await watcher.expect("member_added"))["data"]["user_id"] == "cy"
+
+
+async def test_a_second_node_under_a_live_nodes_id_refuses_to_start(
+    cluster: Cluster, session: aiohttp.ClientSession
+) -> None:
+    node_a = cluster.start("node-a")
+    watcher = await connect(session, node_a)
+    await join(watcher, "presence-room", "ada")
+    port = free_port()
+    twin = ServerProcess(
+        ["websocket", "start", "--port", str(port), "--node-id", "node-a"], cluster.env, port, cluster.folder
+    )
+    cluster.nodes.append(twin)
+    code = await asyncio.to_thread(twin.process.wait, 20)
+    assert code != 0
+    assert "error: another node is running with node id 'node-a'" in twin.stderr
+    assert await members(session, node_a, "presence-room") == (["ada"], 1), "the live node lost nothing"
+    await broadcast(session, node_a, "presence-room", {"still": "here"})
+    assert (await watcher.expect("tick"))["data"] == {"still": "here"}

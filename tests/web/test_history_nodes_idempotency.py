@@ -80,7 +80,7 @@ async def test_history_shows_who_sent_a_client_message(engine_factory: EngineFac
 
 async def test_nodes_lists_this_node_from_the_registry(engine: Engine, spec: dict[str, Any]) -> None:
     await engine.connect()
-    await engine.node._beat()  # the heartbeat the node sends every REALTIME_NODE_HEARTBEAT s
+    await engine.node.membership._beat()  # the heartbeat the node sends every REALTIME_NODE_HEARTBEAT s
     body = await call_and_check(engine, spec, "GET", "/api/v1/nodes", 200)
     assert body["count"] == 1 and list(body["nodes"]) == ["test-node"]
     info = body["nodes"]["test-node"]

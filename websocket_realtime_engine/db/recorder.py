@@ -119,6 +119,8 @@ class DatabaseRecorder(Observer):
         """Record the node (best effort: the engine starts even if the database is down)."""
         try:
             async with self.engine.begin() as conn:
+                # a run under this id that was killed: what it left open ends now
+                await self._close_node(conn, node_id, datetime.now(UTC))
                 await conn.execute(delete(models.ServerNode).where(models.ServerNode.id == node_id))
                 await conn.execute(insert(models.ServerNode).values(id=node_id, host=host, port=port))
         except Exception as exc:  # noqa: BLE001 - any database error: keep serving
@@ -264,20 +266,20 @@ class DatabaseRecorder(Observer):
             await self._touch_channels(conn, {m["channel"]: m["created_at"] for m in messages})
 
     async def _close_node(self, conn: AsyncConnection, node_id: str, at: datetime) -> None:
-        """A dead node's open rows get their end time (presence first: it finds them by connection)."""
+        """A dead node's open rows get their end time ``at`` (presence first: it finds them by
+        connection). Rows begun after ``at`` are a new run's under the same id, and stay open."""
         connection, presence, node = models.Connection, models.Presence, models.ServerNode
-        still_open = select(connection.id).where(connection.node_id == node_id, connection.closed_at.is_(None))
+        still_open = select(connection.id).where(
+            connection.node_id == node_id, connection.closed_at.is_(None), connection.opened_at <= at
+        )
         await conn.execute(
             update(presence)
             .where(presence.left_at.is_(None), presence.connection_id.in_(still_open))
             .values(left_at=at)
         )
-        await conn.execute(
-            update(connection)
-            .where(connection.node_id == node_id, connection.closed_at.is_(None))
-            .values(closed_at=at)
-        )
-        await conn.execute(update(node).where(node.id == node_id, node.stopped_at.is_(None)).values(stopped_at=at))
+        await conn.execute(update(connection).where(connection.id.in_(still_open)).values(closed_at=at))
+        ended = update(node).where(node.id == node_id, node.stopped_at.is_(None), node.started_at <= at)
+        await conn.execute(ended.values(stopped_at=at))
 
     async def _touch_channels(self, conn: AsyncConnection, last: dict[str, datetime]) -> None:
         known = set(

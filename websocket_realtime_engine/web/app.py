@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from websocket_realtime_engine import runtime
+from websocket_realtime_engine import errors, runtime
 from websocket_realtime_engine.admission import policy_from
 from websocket_realtime_engine.backends import build_backends
 from websocket_realtime_engine.config import Settings
@@ -121,7 +121,9 @@ def engine_service(node: Node, db_engine: AsyncEngine | None) -> Callable[[web.A
         if db_engine is not None:
             node.settings = await resolve_credentials(db_engine, node.settings)
         if not node.settings.api_key or not node.settings.app_secret:
-            raise RuntimeError("no app credentials: activate the plugin or set REALTIME_APP_* and REALTIME_API_KEY")
+            raise errors.StartupError(
+                "no app credentials: activate the plugin or set REALTIME_APP_* and REALTIME_API_KEY"
+            )
         await node.start()
         runtime.set_local_node(node)
         try:

@@ -256,9 +256,10 @@ async def channel_history(request: web.Request) -> web.Response:
 
 
 async def list_nodes(request: web.Request) -> web.Response:
-    """``GET /api/v1/nodes``: the live nodes of the cluster (the node registry's heartbeats)."""
+    """``GET /api/v1/nodes``: the live nodes of the cluster (the node registry's heartbeats; the
+    answering node's own figures are current)."""
     try:
-        nodes = await node_of(request).registry.nodes()
+        nodes = await node_of(request).membership.nodes()
     except errors.UnavailableError:
         raise
     except Exception as exc:  # a registry that raises its store's own errors (Redis down): still a 503
