@@ -145,3 +145,24 @@ def test_node_accepts_a_recorder_instance() -> None:
     node = Node(settings, build_backends(settings), recorder=recorder)
     assert node.recorder is recorder and recorder in node.observers.observers
     assert NODE_KEY is not None and create_app is not None
+
+
+async def test_a_late_reap_leaves_the_rows_of_a_newer_run_under_the_same_id_open(tmp_path: Path) -> None:
+    db = await migrated_sqlite(tmp_path)
+    survivor = DatabaseRecorder(db, "node-a", interval=0.05)
+    restarted = DatabaseRecorder(db, "node-b", interval=0.05)
+    survivor.node_reaped("node-b")  # claimed before the new run started; written only later
+    await asyncio.sleep(0.01)
+    await restarted.start("node-b", "127.0.0.1", 8082)
+    restarted.connection_opened("1.1", "node-b", "127.0.0.1")
+    await asyncio.sleep(0.2)
+    await survivor.start("node-a", "127.0.0.1", 8081)
+    await asyncio.sleep(0.2)
+    async with db.connect() as conn:
+        connection = (await conn.execute(select(models.Connection))).one()
+        assert connection.id == "1.1" and connection.closed_at is None, "the new run's connection stays open"
+        stopped = (await conn.execute(select(models.ServerNode.stopped_at).where(models.ServerNode.id == "node-b")))
+        assert stopped.scalar_one() is None, "the new run's node row has no end"
+    for recorder, node_id in ((survivor, "node-a"), (restarted, "node-b")):
+        await recorder.stop(node_id)
+    await db.dispose()
