@@ -451,10 +451,14 @@ class Node:
                 answer[name] = {"type": channel_type.value, "subscription_count": count}
         return answer
 
-    async def connection_list(self, channel: str | None, user_id: str | None, limit: int) -> dict[str, Any]:
-        """Open connections in the cluster (on ``channel``, being ``user_id``): at most ``limit``, and the count."""
-        page = await self.cluster.connections(channel, user_id, limit)
-        return {"connections": [record.describe() for record in page.connections], "count": page.count}
+    async def connection_list(
+        self, channel: str | None, user_id: str | None, limit: int, after: str | None = None
+    ) -> dict[str, Any]:
+        """Open connections in the cluster (on ``channel``, being ``user_id``): at most ``limit`` by id
+        above ``after``, the count of all, and ``next`` (the ``after`` of the next page, or ``None``)."""
+        page = await self.cluster.connections(channel, user_id, limit, after)
+        listed = [record.describe() for record in page.connections]
+        return {"connections": listed, "count": page.count, "next": page.next}
 
     def status(self) -> dict[str, Any]:
         return {

@@ -135,6 +135,36 @@ async def test_the_limit_takes_the_first_by_id_and_counts_all(cluster_state: Clu
     open_connections(cluster_state, "node-a", "c3", "c1", "c4", "c2")
     page = await cluster_state.connections(limit=2)
     assert [record.id for record in page.connections] == ["c1", "c2"] and page.count == 4
+    assert page.next == "c2"
+
+
+async def walk(state: ClusterState, limit: int, **query: str) -> list[list[str]]:
+    """Every page of a query, following ``next``; each page's count is that of the whole query."""
+    pages, after, total = [], None, None
+    while True:
+        page = await state.connections(limit=limit, after=after, **query)
+        pages.append([record.id for record in page.connections])
+        assert total is None or page.count == total
+        total, after = page.count, page.next
+        if after is None:
+            assert sum(len(ids) for ids in pages) == total
+            return pages
+
+
+async def test_pages_follow_next_to_the_end_without_gaps_or_repeats(cluster_state: ClusterState) -> None:
+    names = [f"c{n:02d}" for n in range(7)]
+    open_connections(cluster_state, "node-a", *reversed(names))
+    for name in names[::2]:
+        await cluster_state.subscribed(name, "orders")
+        cluster_state.signed_in(name, "ada")
+    assert await walk(cluster_state, 3) == [names[0:3], names[3:6], names[6:7]]
+    assert await walk(cluster_state, 7) == [names]
+    assert await walk(cluster_state, 2, channel="orders") == [["c00", "c02"], ["c04", "c06"]]
+    assert await walk(cluster_state, 3, user_id="ada") == [["c00", "c02", "c04"], ["c06"]]
+    assert await walk(cluster_state, 1, user_id="ada", channel="orders") == [["c00"], ["c02"], ["c04"], ["c06"]]
+    later = await cluster_state.connections(after="c03", limit=10)
+    assert [record.id for record in later.connections] == names[4:] and later.count == 7 and later.next is None
+    assert (await cluster_state.connections(after="zz")).connections == []
 
 
 async def test_remove_node_forgets_its_connections_only(cluster_state: ClusterState) -> None:

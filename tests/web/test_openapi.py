@@ -345,3 +345,21 @@ async def test_the_other_routes_answer_as_documented(engine: Engine, spec: dict[
     ]
     for method, path, status, kwargs in calls:
         await call_and_check(engine, spec, method, path, status, **kwargs)
+
+
+async def test_the_connection_list_pages_with_after_and_next(engine: Engine, spec: dict[str, Any]) -> None:
+    clients = [await engine.connect() for _ in range(5)]
+    expected = sorted(client.connection_id for client in clients)
+    seen: list[str] = []
+    after = ""
+    while True:
+        query = f"?limit=2&after={after}" if after else "?limit=2"
+        page = await call_and_check(engine, spec, "GET", "/api/v1/connections" + query, 200)
+        assert page["count"] == 5
+        seen += [connection["id"] for connection in page["connections"]]
+        if page["next"] is None:
+            break
+        after = page["next"]
+    assert seen == expected
+    error = await call_and_check(engine, spec, "GET", "/api/v1/connections?after=" + "x" * 65, 400)
+    assert error["error"]["code"] == "invalid_request" and "after" in error["error"]["message"]

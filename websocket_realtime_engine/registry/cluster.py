@@ -52,10 +52,12 @@ class ConnectionRecord:
 
 @dataclass
 class ConnectionPage:
-    """Some connections matching a query (the first ``limit`` by id), and how many match in all."""
+    """Some connections matching a query (the first ``limit`` by id after a cursor), how many match
+    in all, and the cursor of the next page (``None`` on the last)."""
 
     connections: list[ConnectionRecord]
     count: int
+    next: str | None = None
 
 
 class ClusterState(Protocol):
@@ -86,9 +88,10 @@ class ClusterState(Protocol):
         """One open connection, on any node, or ``None``."""
 
     async def connections(
-        self, channel: str | None = None, user_id: str | None = None, limit: int = 1000
+        self, channel: str | None = None, user_id: str | None = None, limit: int = 1000, after: str | None = None
     ) -> ConnectionPage:
-        """Open connections (subscribed to ``channel``, being ``user_id``): the first ``limit`` by id."""
+        """Open connections (subscribed to ``channel``, being ``user_id``): the first ``limit`` by id
+        (compared as strings) above ``after``; ``count`` counts every match, whatever ``after``."""
 
     async def channels(self) -> dict[str, int]:
         """Every occupied channel: its name to its subscriber count, cluster-wide."""

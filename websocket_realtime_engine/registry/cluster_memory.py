@@ -7,7 +7,7 @@ and vacated once, as the Redis store decides it for a cluster.
 
 from __future__ import annotations
 
-import itertools
+import bisect
 
 from websocket_realtime_engine.registry.cluster import ConnectionPage, ConnectionRecord
 
@@ -79,13 +79,17 @@ class MemoryClusterState:
         return self._connections.get(connection_id)
 
     async def connections(
-        self, channel: str | None = None, user_id: str | None = None, limit: int = 1000
+        self, channel: str | None = None, user_id: str | None = None, limit: int = 1000, after: str | None = None
     ) -> ConnectionPage:
-        """Open connections (subscribed to ``channel``, being ``user_id``): the first ``limit`` by id."""
+        """Open connections (subscribed to ``channel``, being ``user_id``): the first ``limit`` by id
+        above ``after``, and how many match in all (sorted on each call: one node's connections)."""
         ids = self._subscribers.get(channel, set()) if channel is not None else self._connections.keys()
         records = (self._connections[connection_id] for connection_id in sorted(ids))
         selected = [record for record in records if user_id is None or record.is_user(user_id)]
-        return ConnectionPage(list(itertools.islice(selected, limit)), len(selected))
+        start = 0 if after is None else bisect.bisect_right([record.id for record in selected], after)
+        page = selected[start : start + limit]
+        more = start + limit < len(selected)
+        return ConnectionPage(page, len(selected), page[-1].id if more and page else None)
 
     async def channels(self) -> dict[str, int]:
         """Every occupied channel: its name to its subscriber count."""

@@ -5,9 +5,9 @@ Keys (``<prefix>`` is the deployment's; connection, channel, user and node ids a
 - ``<prefix>cluster:connection:<id>`` hash: ``node``, ``at`` (connected at, epoch seconds),
   ``remote``, ``user`` (signed in) and one ``channel:<name>`` field per subscription, whose value
   is the presence user id it joined as (empty on other channels)
-- ``<prefix>cluster:connections`` set: every open connection id
+- ``<prefix>cluster:connections`` sorted set (every score 0, so ordered by id): every open connection id
 - ``<prefix>cluster:node:<node>`` set: the connection ids the node owns
-- ``<prefix>cluster:subscribers:<channel>`` set: the channel's subscribed connection ids
+- ``<prefix>cluster:subscribers:<channel>`` sorted set (score 0): the channel's subscribed connection ids
 - ``<prefix>cluster:user:<user>`` set: the connection ids signed in as, or a presence member as, the user
 - ``<prefix>cluster:channels`` hash: occupied channel → its subscriber count, cluster-wide
 
@@ -26,6 +26,7 @@ primary with replicas), not Redis Cluster. ``remove_node`` works in batches of `
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -71,7 +72,7 @@ end
 
 -- one subscriber fewer: whether the channel is vacated
 local function decrement(connection_id, channel)
-  redis.call('SREM', key('subscribers', channel), connection_id)
+  redis.call('ZREM', key('subscribers', channel), connection_id)
   if redis.call('HINCRBY', counts, channel, -1) <= 0 then
     redis.call('HDEL', counts, channel)
     return true
@@ -96,7 +97,7 @@ local function close(connection_id)
     end
   end
   redis.call('DEL', connection)
-  redis.call('SREM', everyone, connection_id)
+  redis.call('ZREM', everyone, connection_id)
   return vacated
 end
 """
@@ -105,7 +106,7 @@ end
 _OPENED = """
 local connection_id = ARGV[2]
 redis.call('HSET', key('connection', connection_id), 'node', ARGV[3], 'at', ARGV[4], 'remote', ARGV[5])
-redis.call('SADD', everyone, connection_id)
+redis.call('ZADD', everyone, 0, connection_id)
 redis.call('SADD', key('node', ARGV[3]), connection_id)
 """
 
@@ -133,7 +134,7 @@ if before then
   if before ~= member then release_user(connection_id, before) end
   return 0
 end
-redis.call('SADD', key('subscribers', channel), connection_id)
+redis.call('ZADD', key('subscribers', channel), 0, connection_id)
 if redis.call('HINCRBY', counts, channel, 1) == 1 then return 1 end
 return 0
 """
@@ -255,19 +256,39 @@ class RedisClusterState:
         return _record(connection_id, await self._command("HGETALL", self._key("connection", connection_id)))
 
     async def connections(
-        self, channel: str | None = None, user_id: str | None = None, limit: int = 1000
+        self, channel: str | None = None, user_id: str | None = None, limit: int = 1000, after: str | None = None
     ) -> ConnectionPage:
-        """Open connections (subscribed to ``channel``, being ``user_id``): the first ``limit`` by id."""
-        sets = [self._key("subscribers", channel)] if channel is not None else []
+        """Open connections (subscribed to ``channel``, being ``user_id``): the first ``limit`` by id
+        above ``after``, and how many match in all. Without ``user_id`` a page costs one range read
+        of a sorted set, whatever the number of connections; a user's few connections are read whole."""
         if user_id is not None:
-            sets.append(self._key("user", user_id))
-        members = await self._command("SINTER", *sets) if sets else await self._command("SMEMBERS", self._everyone)
-        ids = sorted(reply_text(member) for member in members)
-        hashes = await asyncio.gather(*(self._command("HGETALL", self._key("connection", i)) for i in ids[:limit]))
-        records = [_record(connection_id, fields) for connection_id, fields in zip(ids, hashes, strict=False)]
-        found = [record for record in records if record is not None]
+            return await self._user_connections(user_id, channel, limit, after)
+        ids_key = self._key("subscribers", channel) if channel is not None else self._everyone
+        low = b"-" if after is None else b"(" + after.encode()
+        ids, count = await asyncio.gather(
+            self._command("ZRANGE", ids_key, low, b"+", "BYLEX", "LIMIT", 0, limit + 1),
+            self._command("ZCARD", ids_key),
+        )
+        page = [reply_text(member) for member in ids[:limit]]
+        found = await self._records(page)
         # a connection closed between the two reads is neither listed nor counted
-        return ConnectionPage(found, len(ids) - (len(records) - len(found)))
+        return ConnectionPage(found, int(count) - (len(page) - len(found)), page[-1] if len(ids) > limit else None)
+
+    async def _user_connections(
+        self, user_id: str, channel: str | None, limit: int, after: str | None
+    ) -> ConnectionPage:
+        ids = sorted(reply_text(member) for member in await self._command("SMEMBERS", self._key("user", user_id)))
+        found = [record for record in await self._records(ids) if channel is None or channel in record.channels]
+        start = 0 if after is None else bisect.bisect_right([record.id for record in found], after)
+        page = found[start : start + limit]
+        more = start + limit < len(found)
+        return ConnectionPage(page, len(found), page[-1].id if more and page else None)
+
+    async def _records(self, ids: Sequence[str]) -> list[ConnectionRecord]:
+        """The records of those connections still open, in the order given."""
+        hashes = await asyncio.gather(*(self._command("HGETALL", self._key("connection", i)) for i in ids))
+        records = (_record(connection_id, fields) for connection_id, fields in zip(ids, hashes, strict=True))
+        return [record for record in records if record is not None]
 
     async def channels(self) -> dict[str, int]:
         """Every occupied channel: its name to its subscriber count, cluster-wide."""

@@ -28,6 +28,7 @@ log = logging.getLogger("realtime.rest")
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.yaml"})
 SESSION_PATHS = frozenset({"/api/v1/authenticate", "/api/v1/authenticate/user"})
+MAX_CURSOR = 64  # characters of the connection list's ``after`` (connection ids are about 20)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # built once per application: constructing a marshmallow schema per request cost ~40 us of ~150
 BROADCAST_SCHEMA_KEY = web.AppKey("realtime.broadcast_schema", BroadcastSchema)
@@ -183,7 +184,7 @@ async def channel_members(request: web.Request) -> web.Response:
 
 
 async def list_connections(request: web.Request) -> web.Response:
-    """``GET /api/v1/connections?channel=&user_id=&limit=``"""
+    """``GET /api/v1/connections?channel=&user_id=&limit=&after=``"""
     node = node_of(request)
     try:
         limit = int(request.query.get("limit", "1000"))
@@ -191,8 +192,11 @@ async def list_connections(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_request", "limit must be an integer") from None
     if not 1 <= limit <= 10_000:
         raise ApiError(400, "invalid_request", "limit must be between 1 and 10000")
+    after = request.query.get("after")
+    if after is not None and not 1 <= len(after) <= MAX_CURSOR:
+        raise ApiError(400, "invalid_request", f"after must be a connection id (1 to {MAX_CURSOR} characters)")
     channel, user_id = request.query.get("channel"), request.query.get("user_id")
-    return ok(await node.connection_list(channel, user_id, limit))
+    return ok(await node.connection_list(channel, user_id, limit, after))
 
 
 async def disconnect_connection(request: web.Request) -> web.Response:
