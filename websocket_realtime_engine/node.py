@@ -410,8 +410,9 @@ class Node:
         if not connection.message_bucket.take():
             raise errors.RateLimitError(f"more than {self.settings.client_messages_per_second:g} messages per second")
         user_id = connection.presence.get(channel, connection.user_id)
-        await self.publish([channel], "message", data, None if echo else connection.id, user_id)
-        self.observers.client_message(channel, data, connection.id, user_id)
+        payload = encode_data(data)  # once: published as it is, and the plugins' hooks get it as text
+        await self.publish([channel], "message", orjson.Fragment(payload), None if echo else connection.id, user_id)
+        self.observers.client_message(channel, payload, connection.id, user_id)
 
     def _on_publication(self, publication: Publication) -> None:
         """Broker delivery: queue it for every live local subscriber (encoded once per wire)."""

@@ -59,8 +59,8 @@ class Observer:
     def node_reaped(self, node_id: str) -> None:
         """This node removed a dead node's state (its heartbeat expired without a goodbye)."""
 
-    def client_message(self, channel: str, data: Any, connection_id: str, user_id: str | None) -> None:
-        """A client published a message (already delivered)."""
+    def client_message(self, channel: str, data: bytes, connection_id: str, user_id: str | None) -> None:
+        """A client published a message (already delivered); ``data`` is its JSON text."""
 
 
 class Observers(Observer):
@@ -121,6 +121,6 @@ class Observers(Observer):
         for observer in self.observers:
             observer.node_reaped(node_id)
 
-    def client_message(self, channel: str, data: Any, connection_id: str, user_id: str | None) -> None:
+    def client_message(self, channel: str, data: bytes, connection_id: str, user_id: str | None) -> None:
         for observer in self.observers:
             observer.client_message(channel, data, connection_id, user_id)

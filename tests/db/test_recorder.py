@@ -166,3 +166,22 @@ async def test_a_late_reap_leaves_the_rows_of_a_newer_run_under_the_same_id_open
     for recorder, node_id in ((survivor, "node-a"), (restarted, "node-b")):
         await recorder.stop(node_id)
     await db.dispose()
+
+
+async def test_presence_joins_count_toward_the_backlog_bytes_and_are_written_as_they_came(tmp_path: Path) -> None:
+    db = await migrated_sqlite(tmp_path)
+    recorder = DatabaseRecorder(db, "n", interval=0.05, backlog_max_bytes=100_000)
+    info = {"name": "Ada", "tags": [[["deep"] * 10] * 10] * 10}  # ~9 KB of JSON, much more as objects
+    for number in range(20):
+        recorder.presence_joined("presence-room", f"1.{number}", "ada", info)
+    held = recorder.backlog_bytes
+    assert recorder.stats()["backlog"] < 20 and recorder.dropped > 0, "the byte limit stopped the joins"
+    assert 0 < held <= 100_000
+    await recorder.start("n", "127.0.0.1", 8080)
+    await asyncio.sleep(0.3)
+    assert recorder.backlog_bytes == 0 and recorder.stats()["backlog"] == 0
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(models.Presence.user_info))).scalars().all()
+    assert rows and all(row == info for row in rows)
+    await recorder.stop("n")
+    await db.dispose()

@@ -78,3 +78,28 @@ async def test_a_full_event_queue_drops_and_counts(engine_factory: EngineFactory
         await engine.connect()
     status, body = await engine.api("GET", "/api/v1/status")
     assert body["hook_events_dropped"] >= 2
+
+
+async def test_the_event_queue_is_bounded_by_bytes_and_says_so_once(caplog: Any) -> None:
+    from websocket_realtime_engine.dispatch import EventDispatcher
+
+    release = threading.Event()
+    received: list[Any] = []
+
+    def slow_plugin(name: str, payload: dict[str, Any]) -> None:
+        release.wait(5)
+        received.append(payload["data"])
+
+    dispatcher = EventDispatcher(slow_plugin, limit=10_000, max_bytes=1_000_000)
+    await dispatcher.start()
+    frame = b"[" + b",".join([b"[[1,2],[3,4]]"] * 4500) + b"]"  # ~63 KB of nested lists, as it came in
+    with caplog.at_level("WARNING", logger="realtime.dispatch"):
+        for _ in range(100):
+            dispatcher.client_message("chat", frame, "1.1", None)
+    assert dispatcher.queued_bytes <= 1_000_000, "bounded by what it holds, not by the event count"
+    assert dispatcher.dropped >= 80
+    assert len([r for r in caplog.records if "engine events dropped" in r.getMessage()]) == 1, "logged once"
+    release.set()
+    await dispatcher.stop()
+    assert received and received[0] == [[[1, 2], [3, 4]]] * 4500, "the plugin gets the data decoded"
+    assert dispatcher.queued_bytes == 0

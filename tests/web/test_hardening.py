@@ -609,13 +609,14 @@ async def test_connections_during_shutdown_are_told_to_reconnect_elsewhere(engin
 
 
 async def test_the_recorder_bounds_its_backlog_in_bytes(tmp_path: Path) -> None:
-    from websocket_realtime_engine.db.recorder import DatabaseRecorder
+    from websocket_realtime_engine.db.recorder import RECORD_OVERHEAD, DatabaseRecorder
 
     db = await migrated_sqlite(tmp_path / "bytes.db")
     recorder = DatabaseRecorder(db, "n", backlog_max_bytes=10_000)
     for _ in range(5):
         recorder.published(Publication("orders", "e", b"x" * 3000, 1, "ep"))
-    assert recorder.stats()["backlog"] == 3 and recorder.dropped == 2 and recorder.backlog_bytes == 9000
+    held = 3 * (3000 + len("orders") + len("e") + RECORD_OVERHEAD)  # payload, text and overhead of each
+    assert recorder.stats()["backlog"] == 3 and recorder.dropped == 2 and recorder.backlog_bytes == held
     await db.dispose()
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,7 +33,8 @@ def _is_outage(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
-Record = tuple[str, datetime, tuple[Any, ...]]
+Record = tuple[str, datetime, tuple[Any, ...], int]  # kind, when, values, bytes held
+RECORD_OVERHEAD = 200  # bytes a record holds besides its text and payloads (tuple, datetime, deque slot)
 
 
 class NullRecorder(Observer):
@@ -72,12 +74,15 @@ class DatabaseRecorder(Observer):
 
     # -- recording (no I/O) ------------------------------------------------------------------------
 
-    def _add(self, kind: str, *values: Any, size: int = 0) -> None:
+    def _add(self, kind: str, *values: Any) -> None:
+        """Queue a record; dropped (and counted) past ``backlog_limit`` records or ``backlog_max_bytes``
+        bytes, counting every text and payload value a record holds and its overhead."""
+        size = RECORD_OVERHEAD + sum(len(value) for value in values if isinstance(value, str | bytes))
         if len(self.backlog) >= self.backlog_limit or self.backlog_bytes + size > self.backlog_max_bytes:
             self.dropped += 1
             return
         self.backlog_bytes += size
-        self.backlog.append((kind, datetime.now(UTC), values))
+        self.backlog.append((kind, datetime.now(UTC), values, size))
         if len(self.backlog) >= self.batch_size:
             self._wakeup.set()
 
@@ -91,14 +96,15 @@ class DatabaseRecorder(Observer):
         self._add("signin", connection_id, user_id)
 
     def presence_joined(self, channel: str, connection_id: str, user_id: str, user_info: Any) -> None:
-        self._add("join", channel, connection_id, user_id, user_info)
+        # held as its JSON, counted in bytes: a decoded object can take many times its text in memory
+        self._add("join", channel, connection_id, user_id, orjson.dumps(user_info))
 
     def presence_left(self, channel: str, connection_id: str) -> None:
         self._add("leave", channel, connection_id)
 
     def published(self, publication: Publication) -> None:
         data = publication.data
-        self._add("message", publication.channel, publication.event[:200], data, size=len(data))
+        self._add("message", publication.channel, publication.event[:200], data)
 
     def node_reaped(self, node_id: str) -> None:
         """Close what a dead node left open: its connections, their presence rows, its node row."""
@@ -198,9 +204,7 @@ class DatabaseRecorder(Observer):
             self._pop()
 
     def _pop(self) -> None:
-        kind, _, values = self.backlog.popleft()
-        if kind == "message":
-            self.backlog_bytes -= len(values[2])
+        self.backlog_bytes -= self.backlog.popleft()[3]
 
     async def _write_one_by_one(self, count: int) -> None:
         for _ in range(count):
@@ -218,12 +222,12 @@ class DatabaseRecorder(Observer):
 
     async def _write(self, conn: AsyncConnection, batch: list[Record]) -> None:
         opened = [
-            {"id": v[0], "node_id": v[1], "remote": v[2], "opened_at": at} for kind, at, v in batch if kind == "open"
+            {"id": v[0], "node_id": v[1], "remote": v[2], "opened_at": at} for kind, at, v, _ in batch if kind == "open"
         ]
         if opened:
             await conn.execute(insert(models.Connection), opened)
         by_kind: dict[str, list[tuple[datetime, tuple[Any, ...]]]] = {}
-        for kind, at, values in batch:
+        for kind, at, values, _ in batch:
             by_kind.setdefault(kind, []).append((at, values))
         connection = models.Connection
         if signins := by_kind.get("signin"):
@@ -234,8 +238,8 @@ class DatabaseRecorder(Observer):
         presence = models.Presence
         if joins := by_kind.get("join"):
             rows = [
-                {"channel": v[0], "connection_id": v[1], "user_id": v[2], "user_info": v[3], "joined_at": at}
-                for at, v in joins
+                {"channel": c, "connection_id": i, "user_id": u, "user_info": orjson.loads(info), "joined_at": at}
+                for at, (c, i, u, info) in joins
             ]
             await conn.execute(insert(presence), rows)
         if leaves := by_kind.get("leave"):
@@ -258,7 +262,7 @@ class DatabaseRecorder(Observer):
             await self._close_node(conn, node_id, at)
         messages = [
             {"channel": v[0], "event": v[1], "payload": v[2], "node_id": self.node_id, "created_at": at}
-            for kind, at, v in batch
+            for kind, at, v, _ in batch
             if kind == "message"
         ]
         if messages:
