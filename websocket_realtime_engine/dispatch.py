@@ -47,7 +47,7 @@ class EventDispatcher(Observer):
         self._bytes_lock = threading.Lock()  # the worker thread gives bytes back
         self._thread: threading.Thread | None = None
         self._dropped_logged = 0
-        self._drop_logged_at = 0.0
+        self._drop_logged_at = -DROP_LOG_INTERVAL
 
     def emit(self, name: str, **payload: Any) -> None:
         """Queue one event; never blocks, never raises."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -168,12 +169,16 @@ async def test_a_late_reap_leaves_the_rows_of_a_newer_run_under_the_same_id_open
     await db.dispose()
 
 
-async def test_presence_joins_count_toward_the_backlog_bytes_and_are_written_as_they_came(tmp_path: Path) -> None:
+async def test_presence_joins_count_toward_the_backlog_bytes_and_are_written_as_they_came(
+    tmp_path: Path, caplog: Any
+) -> None:
     db = await migrated_sqlite(tmp_path)
     recorder = DatabaseRecorder(db, "n", interval=0.05, backlog_max_bytes=100_000)
     info = {"name": "Ada", "tags": [[["deep"] * 10] * 10] * 10}  # ~9 KB of JSON, much more as objects
-    for number in range(20):
-        recorder.presence_joined("presence-room", f"1.{number}", "ada", info)
+    with caplog.at_level("WARNING", logger="realtime.recorder"):
+        for number in range(20):
+            recorder.presence_joined("presence-room", f"1.{number}", "ada", info)
+    assert len([r for r in caplog.records if "records dropped" in r.getMessage()]) == 1, "logged once"
     held = recorder.backlog_bytes
     assert recorder.stats()["backlog"] < 20 and recorder.dropped > 0, "the byte limit stopped the joins"
     assert 0 < held <= 100_000

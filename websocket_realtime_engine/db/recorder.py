@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ def _is_outage(exc: DBAPIError) -> bool:
 
 
 Record = tuple[str, datetime, tuple[Any, ...], int]  # kind, when, values, bytes held
+DROP_LOG_INTERVAL = 10.0  # seconds between two warnings about dropped records
 RECORD_OVERHEAD = 200  # bytes a record holds besides its text and payloads (tuple, datetime, deque slot)
 
 
@@ -71,6 +73,8 @@ class DatabaseRecorder(Observer):
         self.failures = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._dropped_logged = 0
+        self._drop_logged_at = -DROP_LOG_INTERVAL
 
     # -- recording (no I/O) ------------------------------------------------------------------------
 
@@ -80,6 +84,15 @@ class DatabaseRecorder(Observer):
         size = RECORD_OVERHEAD + sum(len(value) for value in values if isinstance(value, str | bytes))
         if len(self.backlog) >= self.backlog_limit or self.backlog_bytes + size > self.backlog_max_bytes:
             self.dropped += 1
+            now = time.monotonic()
+            if now - self._drop_logged_at >= DROP_LOG_INTERVAL:
+                log.warning(
+                    "the durable record is behind: %d records dropped (backlog full: %d records, %d bytes)",
+                    self.dropped - self._dropped_logged,
+                    len(self.backlog),
+                    self.backlog_bytes,
+                )
+                self._dropped_logged, self._drop_logged_at = self.dropped, now
             return
         self.backlog_bytes += size
         self.backlog.append((kind, datetime.now(UTC), values, size))
