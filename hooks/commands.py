@@ -23,7 +23,7 @@ from aiohttp import web
 from shopologic.config import redact_url
 from shopologic.contracts import CommandError, PluginHost
 from shopologic.hookspecs import hookimpl
-from shopologic.server import add_server_options, run_app
+from shopologic.server import Listen, ServeError, add_server_options, run_app, tls_context
 from websocket_realtime_engine import PLUGIN_NAME, client
 from websocket_realtime_engine.config import Settings, SettingsError, config_file_path
 from websocket_realtime_engine.db.credentials import stored_credentials
@@ -99,10 +99,18 @@ def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis-url", required=True, help="redis://host:port/db")
     parser.add_argument("--nodes", type=_positive, help="write nginx's configuration for this many nodes")
     parser.add_argument("--base-port", type=_positive, default=8081, help="the first node's port (default 8081)")
-    parser.add_argument("--listen", default="80", help="where nginx listens: HOST:PORT or PORT (default 80)")
+    parser.add_argument("--listen", help="where nginx listens: HOST:PORT or PORT (default 80; 443 with --tls-cert)")
     parser.add_argument("--nginx-config", type=Path, help="where to write it (default var/nginx-realtime.conf)")
     parser.add_argument("--standalone", action="store_true", help="a whole nginx.conf, for nginx -c FILE")
     parser.add_argument("--allow-sqlite", action="store_true", help="go on although the database is SQLite")
+    # nginx's certificate, not the nodes': other names than serve's --tls-cert/--tls-key (platform.overrides)
+    parser.add_argument(
+        "--tls-cert",
+        dest="nginx_tls_cert",
+        metavar="FILE",
+        help="nginx serves https:// and wss:// with this certificate chain (PEM)",
+    )
+    parser.add_argument("--tls-key", dest="nginx_tls_key", metavar="FILE", help="the certificate's key (PEM)")
 
 
 def _positive(text: str) -> int:
@@ -127,14 +135,15 @@ async def _tune_garbage_collector(app: web.Application) -> None:
 
 async def cmd_start(platform: PluginHost, args: argparse.Namespace) -> int:
     """Run a standalone node: only this plugin's routes and services, and the process-wide GC tuning."""
-    await _ensure_ready(platform)
     settings = _settings(platform)
+    listen = Listen(settings.host, settings.port, settings.tls_cert, settings.tls_key)
+    tls = listen.site_options()  # a TLS file that cannot be used stops the node before it activates anything
+    await _ensure_ready(platform)
     app = platform.build_app(only=PLUGIN_NAME)
     if settings.gc_tuning:
         app.on_startup.append(_tune_garbage_collector)
-    url = f"http://{settings.host}:{settings.port}"
-    banner = [f"Shopologic Realtime listening on {url}", *banner_lines(url)]
-    await run_app(app, settings.host, settings.port, banner, access_log=settings.log_level == "debug")
+    banner = [f"Shopologic Realtime listening on {listen.url}", *banner_lines(listen.url)]
+    await run_app(app, listen.host, listen.port, banner, access_log=settings.log_level == "debug", **tls)
     return 0
 
 
@@ -142,6 +151,8 @@ async def cmd_setup_cluster(platform: PluginHost, args: argparse.Namespace) -> i
     """Check Redis, store the cluster settings in var/realtime.toml and, with ``--nodes``, write nginx's
     configuration for the nodes and print how to start them and nginx."""
     settings = _settings(platform)
+    if not args.nodes and (args.nginx_tls_cert or args.nginx_tls_key):
+        raise CommandError("--tls-cert and --tls-key are for the nginx configuration: give --nodes N too")
     plan = _proxy_plan(args, settings) if args.nodes else None  # bad flags fail before Redis is asked
     version = await _redis_version(args.redis_url)
     _check_database(platform, refuse=plan is not None and not args.allow_sqlite)
@@ -192,22 +203,43 @@ def _check_database(platform: PluginHost, refuse: bool) -> None:
 
 def _proxy_plan(args: argparse.Namespace, settings: Settings) -> nginx.ProxyPlan:
     """What nginx's configuration is made of, from the flags and the node settings; or a CommandError."""
+    certificate, key = _nginx_tls(args)
+    listen = (args.listen or ("443" if certificate else "80")).strip()
     try:
-        _, listen_port = nginx.parse_listen(args.listen)
+        _, listen_port = nginx.parse_listen(listen)
     except nginx.ListenError as exc:
         raise CommandError(str(exc)) from None
     ports = tuple(range(args.base_port, args.base_port + args.nodes))
     if ports[-1] > 65535:
         raise CommandError(f"--base-port {args.base_port} with --nodes {args.nodes} goes past port 65535")
     if listen_port in ports:
-        raise CommandError(f"--listen {args.listen}: port {listen_port} is also a node's ({ports[0]}-{ports[-1]})")
+        raise CommandError(f"--listen {listen}: port {listen_port} is also a node's ({ports[0]}-{ports[-1]})")
     return nginx.ProxyPlan(
-        listen=args.listen.strip(),
+        listen=listen,
         node_ports=ports,
         heartbeat=settings.heartbeat,
         max_body_bytes=settings.rest_max_body_bytes,
         node_host=_node_host(settings.host),
+        certificate=certificate,
+        key=key,
+        node_tls=settings.tls,
     )
+
+
+def _nginx_tls(args: argparse.Namespace) -> tuple[str, str]:
+    """``--tls-cert`` and ``--tls-key`` as absolute paths (nginx reads a relative one from its own
+    prefix), checked as a node checks its own: present, readable, PEM, the key the certificate's."""
+    if not (args.nginx_tls_cert or args.nginx_tls_key):
+        return "", ""
+    if not (args.nginx_tls_cert and args.nginx_tls_key):
+        raise CommandError("--tls-cert and --tls-key go together: give the certificate and its key, or neither")
+    paths = (args.nginx_tls_cert, args.nginx_tls_key)
+    certificate, key = (str(Path(path).expanduser().resolve()) for path in paths)
+    try:
+        tls_context(certificate, key)
+    except ServeError as exc:
+        raise CommandError(str(exc)) from None
+    return certificate, key
 
 
 def _node_host(host: str) -> str:
@@ -227,7 +259,8 @@ def _write_nginx_config(platform: PluginHost, args: argparse.Namespace, plan: ng
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     count = len(plan.node_ports)
-    print(f"wrote nginx's configuration for {count} nodes (least connections, on {plan.listen}) to {target}")
+    tls = ", TLS" if plan.certificate else ""
+    print(f"wrote nginx's configuration for {count} nodes (least connections, on {plan.listen}{tls}) to {target}")
     _print_start_commands(plan.node_ports[0], count)
     if args.standalone:
         print(f"and nginx:\n  nginx -c {target}")

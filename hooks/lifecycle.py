@@ -130,7 +130,8 @@ async def health_checks(platform: PluginHost) -> dict[str, str]:
 
 
 def banner_lines(url: str) -> list[str]:
-    """What the engine serves under ``url`` (``http://host:port``), for the "listening" banner."""
+    """What the engine serves under ``url`` (``http://`` or ``https://host:port``), for the "listening"
+    banner: its WebSocket endpoint is ``ws://`` or ``wss://`` accordingly."""
     websocket_url = "ws" + url.removeprefix("http")
     return [
         f"  WebSocket  {websocket_url}/socket",
@@ -141,9 +142,12 @@ def banner_lines(url: str) -> list[str]:
 
 
 @hookimpl
-def server_address(platform: PluginHost) -> tuple[str, int]:
-    """``REALTIME_HOST``/``REALTIME_PORT`` (the ``--host``/``--port`` flags win): one name per setting."""
+def server_address(platform: PluginHost) -> tuple[str, int] | tuple[str, int, str, str]:
+    """``REALTIME_HOST``/``REALTIME_PORT``, with ``REALTIME_TLS_CERT``/``REALTIME_TLS_KEY`` when set
+    (the ``--host``, ``--port``, ``--tls-cert`` and ``--tls-key`` flags win): one name per setting."""
     settings = STATE.settings()
+    if settings.tls:
+        return settings.host, settings.port, settings.tls_cert, settings.tls_key
     return settings.host, settings.port
 
 

@@ -8,6 +8,10 @@ tests read the text. Two shapes of the same blocks:
 - :func:`render_standalone`: a whole ``nginx.conf`` (``events {}``, ``http { … }``) whose pid file,
   error log and temporary folders are in one folder of ours, for ``nginx -c FILE`` as any user.
 
+TLS: with a certificate and key, nginx listens with ``ssl`` and serves ``https://`` and ``wss://``,
+passing plain HTTP to the nodes on loopback (``X-Forwarded-Proto: https``); nodes that serve TLS
+themselves are reached over ``https://``.
+
 Health: nginx open source has no active health checks; it never requests ``/readyz`` (that is for
 load balancers that probe: HAProxy, nginx Plus, cloud balancers, Kubernetes readiness probes). It
 checks passively (``proxy_next_upstream``): a request that could not be sent to a node (refused,
@@ -47,6 +51,9 @@ class ProxyPlan:
     heartbeat: float
     max_body_bytes: int  # REALTIME_REST_MAX_BODY_BYTES: nginx must not refuse what a node accepts
     node_host: str = "127.0.0.1"
+    certificate: str = ""  # absolute paths of nginx's PEM certificate chain and key: listen with TLS
+    key: str = ""
+    node_tls: bool = False  # the nodes serve TLS themselves (REALTIME_TLS_CERT): proxy to https://
     max_fails: int = 2
     fail_timeout: int = 10  # seconds
 
@@ -137,9 +144,10 @@ def _upstream(plan: ProxyPlan) -> list[str]:
 
 def _server(plan: ProxyPlan) -> list[str]:
     timeout = plan.proxy_timeout
+    upstream = f"{'https' if plan.node_tls else 'http'}://{UPSTREAM}"
     return [
         "server {",
-        f"    listen {plan.listen};",
+        *_listen(plan),
         f"    client_max_body_size {plan.max_body_bytes};",
         "",
         "    proxy_http_version 1.1;",
@@ -156,14 +164,29 @@ def _server(plan: ProxyPlan) -> list[str]:
         "    proxy_next_upstream error timeout http_503;",
         "",
         f"    location {SOCKET_PATH} {{",
-        f"        proxy_pass http://{UPSTREAM};",
+        f"        proxy_pass {upstream};",
         "        proxy_buffering off;",
         "    }",
         "",
         "    location / {",
-        f"        proxy_pass http://{UPSTREAM};",
+        f"        proxy_pass {upstream};",
         "    }",
         "}",
+    ]
+
+
+def _listen(plan: ProxyPlan) -> list[str]:
+    if not plan.certificate:
+        return [f"    listen {plan.listen};"]
+    return [
+        f"    listen {plan.listen} ssl;",
+        f"    ssl_certificate {_quoted(Path(plan.certificate))};",
+        f"    ssl_certificate_key {_quoted(Path(plan.key))};",
+        "    ssl_protocols TLSv1.2 TLSv1.3;",
+        "    # clients reconnecting after a node is lost resume their TLS session: no full handshake each",
+        "    ssl_session_cache shared:shopologic_realtime_tls:10m;",
+        "    ssl_session_timeout 1h;",
+        "",
     ]
 
 

@@ -25,7 +25,7 @@ from shopologic.contracts import CommandError, PluginError
 from shopologic.events import EVENT_HOOKS, InvalidEventError
 from shopologic.manifest import ManifestError
 from shopologic.platform import Platform, await_all
-from shopologic.server import ServeError, add_server_options, run_app
+from shopologic.server import SERVER_OPTIONS, Listen, ServeError, add_server_options, run_app
 
 Command = Callable[[Platform, argparse.Namespace], Coroutine[Any, Any, int]]
 USER_ERRORS = (CommandError, PluginError, ManifestError, ConfigError, InvalidEventError, ServeError)
@@ -128,16 +128,16 @@ async def cmd_emit(platform: Platform, args: argparse.Namespace) -> int:
 
 async def cmd_serve(platform: Platform, args: argparse.Namespace) -> int:
     """Run the platform: host routes and every active plugin's routes and services."""
+    listen = Listen.from_answer(platform.hook.server_address(platform=platform), platform.overrides)
+    tls = listen.site_options()  # a TLS file that cannot be used stops serve before anything changes
     await platform.migrate_to_head(lambda line: print(line, file=sys.stderr))
-    host, port = platform.hook.server_address(platform=platform)
     app = platform.build_app()
-    url = f"http://{host}:{port}"
-    banner = [f"Shopologic listening on {url}"]
-    for lines in platform.hook.server_banner(url=url, platform=platform):
+    banner = [f"Shopologic listening on {listen.url}"]
+    for lines in platform.hook.server_banner(url=listen.url, platform=platform):
         banner.extend(lines or [])
-    banner.append(f"  health     {url}/health")
+    banner.append(f"  health     {listen.url}/health")
     access_log = logging.getLogger("aiohttp.access").isEnabledFor(logging.DEBUG)
-    await run_app(app, host, port, banner, access_log=access_log)
+    await run_app(app, listen.host, listen.port, banner, access_log=access_log, **tls)
     return 0
 
 
@@ -185,7 +185,7 @@ def build_parser(platform: Platform) -> argparse.ArgumentParser:
 
 async def _run(platform: Platform, handler: Command, args: argparse.Namespace) -> int:
     platform.overrides = {
-        name: getattr(args, name, None) for name in ("host", "port", "node_id") if getattr(args, name, None) is not None
+        name: getattr(args, name, None) for name in SERVER_OPTIONS if getattr(args, name, None) is not None
     }
     try:
         await platform.load()

@@ -214,15 +214,20 @@ def register_commands(subparsers: argparse._SubParsersAction[Any], platform: Plu
 
 
 @hookspec(firstresult=True)
-def server_address(platform: PluginHost) -> tuple[str, int] | None:
-    """Tell where ``serve`` listens. Stops at the first non-None result.
+def server_address(platform: PluginHost) -> tuple[str, int] | tuple[str, int, str, str] | None:
+    """Tell where ``serve`` listens, and whether it serves TLS. Stops at the first non-None result.
 
-    Called by ``serve`` before it listens. The host's default answers the ``--host``/``--port``
-    flags, else ``127.0.0.1:8080``; it is registered first, so a plugin that owns the address
-    setting (the realtime engine: ``REALTIME_HOST``, ``REALTIME_PORT``) answers instead.
+    Called by ``serve`` before it migrates or listens. The host's default answers the
+    ``--host``/``--port`` flags, else ``127.0.0.1:8080``; it is registered first, so a plugin that
+    owns the address settings (the realtime engine: ``REALTIME_HOST``, ``REALTIME_PORT``,
+    ``REALTIME_TLS_CERT``, ``REALTIME_TLS_KEY``) answers instead. An answer that names no
+    certificate serves TLS with the ``--tls-cert``/``--tls-key`` flags when they are given.
 
-    :param platform: the host platform (its ``overrides`` hold the ``--host``/``--port`` flags).
-    :returns: ``(host, port)``, or ``None`` to let the next implementation answer.
+    :param platform: the host platform (its ``overrides`` hold the ``--host``, ``--port``,
+        ``--tls-cert`` and ``--tls-key`` flags as ``host``, ``port``, ``tls_cert``, ``tls_key``).
+    :returns: ``(host, port)`` for plain HTTP; ``(host, port, certificate, key)``, the paths of a PEM
+        certificate (chain) and its unencrypted key, for ``https://`` and ``wss://`` on that port;
+        or ``None`` to let the next implementation answer.
     """
 
 
@@ -230,7 +235,8 @@ def server_address(platform: PluginHost) -> tuple[str, int] | None:
 def server_banner(url: str, platform: PluginHost) -> list[str] | None:
     """Name what a plugin serves, for ``serve`` to print once it listens.
 
-    :param url: the base URL the platform listens on, e.g. ``http://127.0.0.1:8080``.
+    :param url: the base URL the platform listens on, e.g. ``http://127.0.0.1:8080`` (``https://``
+        with TLS).
     :param platform: the host platform.
     :returns: lines to print under the host's "listening" line (indented two spaces), or ``None``.
     """

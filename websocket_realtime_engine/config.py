@@ -35,6 +35,9 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8080
+    # TLS: PEM files of the certificate (chain) and its key; both set: https:// and wss:// on ``port``
+    tls_cert: str = ""
+    tls_key: str = ""
     node_id: str = field(default_factory=default_node_id)
     redis_url: str = ""  # set: the Redis backends (a cluster); unset: the embedded ones (one node)
     redis_prefix: str = "shopologic:"  # every Redis key and pub/sub channel starts with it
@@ -89,9 +92,14 @@ class Settings:
     hook_queue_limit: int = 1_000
 
     @property
+    def tls(self) -> bool:
+        """Whether the node serves TLS (``tls_cert`` and ``tls_key`` set; the check makes it both or neither)."""
+        return bool(self.tls_cert)
+
+    @property
     def public_url(self) -> str:
         """Where this node's HTTP API answers (``engine_url`` overrides)."""
-        return self.engine_url or f"http://{self.host}:{self.port}"
+        return self.engine_url or f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def redacted(self) -> dict[str, Any]:
         """The settings with secrets masked, for logs and status pages."""
@@ -199,6 +207,11 @@ def _check(settings: Settings) -> None:
     for name in positive:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"REALTIME_{name.upper()}: must be greater than 0")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SettingsError(
+            "REALTIME_TLS_CERT and REALTIME_TLS_KEY (--tls-cert and --tls-key) go together: give the certificate and"
+            " its key, or neither"
+        )
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError("REALTIME_REDIS_URL: must start with redis://, rediss:// or unix://")
     if len(settings.redis_prefix) > 64:

@@ -7,6 +7,7 @@ it was given and nginx (Debian's package, its own process, files in the test's f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -96,16 +97,16 @@ class Proxied:
     config: Path  # the nginx configuration it wrote
 
 
-@pytest.fixture
-def proxied(
-    cluster: two_nodes.Cluster, cluster_env: dict[str, str], nginx_binary: str, tmp_path: Path
+@contextlib.contextmanager
+def proxied_cluster(
+    cluster: two_nodes.Cluster, cluster_env: dict[str, str], nginx_binary: str, tmp_path: Path, *more_flags: str
 ) -> Iterator[Proxied]:
-    """setup-cluster for two nodes, the nodes started as it says, nginx with what it wrote."""
+    """setup-cluster for two nodes (with ``more_flags``), the nodes started as it says, nginx with what it wrote."""
     base, listen = free_port_pair(), free_port()
     config = tmp_path / "nginx" / "realtime.conf"
     flags = ["--nodes", "2", "--base-port", str(base), "--listen", f"127.0.0.1:{listen}", "--standalone"]
     command = [sys.executable, str(ROOT / "bootstrap_plugins.py"), "websocket", "setup-cluster"]
-    command += ["--redis-url", two_nodes.REDIS_URL, *flags, "--nginx-config", str(config)]
+    command += ["--redis-url", two_nodes.REDIS_URL, *flags, *more_flags, "--nginx-config", str(config)]
     result = subprocess.run(command, cwd=ROOT, env=cluster_env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     nodes = []
@@ -122,6 +123,15 @@ def proxied(
         yield Proxied(proxy, nodes[0], nodes[1], result.stdout, config)
     finally:
         proxy.stop()
+
+
+@pytest.fixture
+def proxied(
+    cluster: two_nodes.Cluster, cluster_env: dict[str, str], nginx_binary: str, tmp_path: Path
+) -> Iterator[Proxied]:
+    """setup-cluster for two nodes, the nodes started as it says, nginx with what it wrote."""
+    with proxied_cluster(cluster, cluster_env, nginx_binary, tmp_path) as started:
+        yield started
 
 
 async def connect_through(session: aiohttp.ClientSession, proxy: Nginx) -> Client:
