@@ -9,7 +9,7 @@ import pytest
 import yaml
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import Engine, EngineFactory
+from tests.conftest import Engine, EngineFactory, free_port
 from tests.web.test_hardening import migrated_sqlite
 from tests.web.test_openapi import SPEC_PATH, call_and_check
 from websocket_realtime_engine.web.health import database_check
@@ -41,8 +41,10 @@ async def test_readyz_checks_the_database(tmp_path: Path, engine_factory: Engine
         await db.dispose()
 
 
-async def test_a_database_that_does_not_answer_is_a_reason(tmp_path: Path) -> None:
-    db = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'folder' / 'x.db'}")
+async def test_a_database_that_does_not_answer_is_a_reason() -> None:
+    # a PostgreSQL port nothing listens on (a failed SQLite connect leaves an aiosqlite thread behind
+    # that raises into a later test once this test's event loop is closed)
+    db = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/test")
     try:
         reason = await database_check(db)
     finally:
