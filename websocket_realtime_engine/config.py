@@ -63,6 +63,8 @@ class Settings:
     write_buffer_limit: int = 4 * 1024 * 1024
     client_messages_per_second: float = 10.0
     client_frames_per_second: float = 100.0
+    client_flood_close_after: float = 10.0  # seconds over the frame rate, without a break of 1 s, before a close
+    client_presence_per_minute: float = 60.0  # presence joins and member-list reads per connection (bursts of 10)
     compression: bool = False
     gc_tuning: bool = True  # applied by the standalone node (`websocket start`) only
     # history and recovery: per channel, the last publications kept for reconnecting clients
@@ -90,6 +92,7 @@ class Settings:
     db_backlog_max_bytes: int = 64 * 1024 * 1024
     # hooks out of the engine
     hook_queue_limit: int = 1_000
+    hook_queue_max_bytes: int = 64 * 1024 * 1024
 
     @property
     def tls(self) -> bool:
@@ -192,8 +195,11 @@ def _check(settings: Settings) -> None:
         "db_backlog_limit",
         "db_backlog_max_bytes",
         "hook_queue_limit",
+        "hook_queue_max_bytes",
         "client_messages_per_second",
         "client_frames_per_second",
+        "client_flood_close_after",
+        "client_presence_per_minute",
         "max_user_info_bytes",
         "max_user_id_length",
         "max_event_name_length",

@@ -15,7 +15,9 @@ from typing import Any
 
 from websocket_realtime_engine.errors import CloseReason
 from websocket_realtime_engine.publication import Publication
-from websocket_realtime_engine.ratelimit import TokenBucket
+from websocket_realtime_engine.ratelimit import FloodGuard, TokenBucket
+
+PRESENCE_BURST = 10  # presence joins and member-list reads a connection may make at once
 
 Closer = Callable[[CloseReason], Coroutine[Any, Any, None]]
 
@@ -68,7 +70,8 @@ class Connection:
         "remote",
         "state",
         "message_bucket",
-        "frame_bucket",
+        "flood",
+        "presence_bucket",
         "__weakref__",
     )
 
@@ -81,6 +84,8 @@ class Connection:
         remote: str = "",
         messages_per_second: float = 10.0,
         frames_per_second: float = 100.0,
+        flood_close_after: float = 10.0,
+        presence_per_minute: float = 60.0,
     ) -> None:
         self.id = connection_id
         self.transport = transport
@@ -97,7 +102,9 @@ class Connection:
         self.remote = remote
         self.state = State.OPEN
         self.message_bucket = TokenBucket(messages_per_second)
-        self.frame_bucket = TokenBucket(frames_per_second, frames_per_second * 2)
+        self.flood = FloodGuard(frames_per_second, flood_close_after)  # every inbound frame passes it
+        # presence joins and member-list reads: each sends a member list, and a join tells every member
+        self.presence_bucket = TokenBucket(presence_per_minute / 60, PRESENCE_BURST)
 
     @property
     def is_open(self) -> bool:

@@ -107,6 +107,7 @@ class CloseReason(enum.Enum):
     DISCONNECTED = "disconnected by the server"  # through the REST API: do not reconnect by itself
     OVER_CAPACITY = "the node is at its connection limit"  # reconnect after a back-off
     SLOW_CONSUMER = "slow consumer"  # fell too far behind: reconnect and recover
+    FLOODING = "kept sending over the frame rate"  # sustained abuse: reconnect after a back-off
 
 
 class ConnectionRefused(RealtimeError):

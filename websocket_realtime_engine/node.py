@@ -68,7 +68,7 @@ class Node:
         self.registry = backends.registry
         self.cluster = backends.cluster
         self.recorder: Observer = recorder or NullRecorder()
-        self.events = EventDispatcher(event_handler, settings.hook_queue_limit)
+        self.events = EventDispatcher(event_handler, settings.hook_queue_limit, settings.hook_queue_max_bytes)
         self.observers = Observers([self.recorder, self.events])
         self.hub = Hub(settings.write_buffer_limit, self._slow_consumer)
         self.gaps = GapFiller(self.history, self._deliver, self.hub.channels.keys)
@@ -147,6 +147,8 @@ class Node:
             remote,
             settings.client_messages_per_second,
             settings.client_frames_per_second,
+            settings.client_flood_close_after,
+            settings.client_presence_per_minute,
         )
         self.connections[connection.id] = connection
         self.cluster.opened(settings.node_id, connection.id, connection.connected_at, remote)
@@ -250,16 +252,23 @@ class Node:
         auth_value: str | None = None,
         channel_data: str | None = None,
         since: StreamPosition | None = None,
+        members_again: bool = False,
     ) -> Subscription:
         """Authorise a subscription, catch it up from ``since`` and make it live.
 
         On return the connection receives the channel's publications; the caller queues the reply
         and then ``missed`` before anything else can be queued (nothing is awaited in between).
-        Subscribing again to a channel is not an error: it answers as the first time did.
+        Subscribing again to a channel is not an error: it answers with the channel's position and,
+        unless ``members_again`` (the ``presence`` command reads them), no member list. Presence
+        joins and member-list reads are limited per connection (``client_presence_per_minute``).
         """
         kind = self.policy.type_of(channel)
         if channel in connection.channels:
-            return Subscription(await self.history.position(channel), await self._members_of(channel, kind))
+            members = None
+            if members_again and kind is ChannelType.PRESENCE:
+                self._take_presence_turn(connection)
+                members = await self.members(channel)
+            return Subscription(await self.history.position(channel), members)
         if len(connection.channels) >= self.settings.max_channels_per_connection:
             raise errors.LimitError(f"at most {self.settings.max_channels_per_connection} channels per connection")
         member = None
@@ -269,6 +278,7 @@ class Node:
             member = admission.presence_member(
                 self.settings, self.policy, connection, channel, auth_value, channel_data
             )
+            self._take_presence_turn(connection)
         connection.channels.add(channel)  # first, so that every way out below cleans it up
         try:
             if member is not None:
@@ -310,6 +320,11 @@ class Node:
         member_id = connection.presence.get(channel)
         if await recorded(self.cluster.subscribed(connection.id, channel, member_id), False):
             self.observers.channel_occupied(channel)  # once per cluster: the store decided it
+
+    def _take_presence_turn(self, connection: Connection) -> None:
+        if not connection.presence_bucket.take():
+            limit = self.settings.client_presence_per_minute
+            raise errors.RateLimitError(f"more than {limit:g} presence joins or member lists per minute")
 
     async def _members_of(self, channel: str, kind: ChannelType) -> dict[str, Any] | None:
         return await self.members(channel) if kind is ChannelType.PRESENCE else None

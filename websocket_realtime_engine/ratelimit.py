@@ -1,7 +1,10 @@
-"""A token bucket: ``rate`` events per second on average, bursts of up to ``burst``."""
+"""Rate limits: a token bucket (``rate`` events per second on average, bursts of up to ``burst``) and
+the flood guard every inbound frame of a connection passes."""
 
 from __future__ import annotations
 
+import enum
+import math
 import time
 
 
@@ -24,3 +27,39 @@ class TokenBucket:
             return False
         self._tokens -= 1.0
         return True
+
+
+class Verdict(enum.Enum):
+    """What to do with one inbound frame."""
+
+    ADMIT = "admit"
+    DROP = "drop"  # over the rate: dropped silently (an error went out less than a second ago)
+    WARN = "warn"  # over the rate: dropped, with one error frame (at most one per second)
+    CLOSE = "close"  # over the rate for ``close_after`` seconds without a break: end the connection
+
+
+class FloodGuard:
+    """Every inbound frame of one connection, whatever its kind, against ``rate`` per second (bursts of
+    twice that). Over it, frames are dropped with one error per second; a client that stays over it
+    (no second without a dropped frame) for ``close_after`` seconds is to be closed."""
+
+    __slots__ = ("bucket", "close_after", "_streak_from", "_dropped_at", "_warned_at")
+
+    def __init__(self, rate: float, close_after: float) -> None:
+        self.bucket = TokenBucket(rate, rate * 2)
+        self.close_after = close_after
+        self._streak_from = self._dropped_at = self._warned_at = -math.inf
+
+    def check(self) -> Verdict:
+        if self.bucket.take():
+            return Verdict.ADMIT
+        now = time.monotonic()
+        if now - self._dropped_at > 1.0:  # a second without a dropped frame ends a streak
+            self._streak_from = now
+        self._dropped_at = now
+        if now - self._streak_from >= self.close_after:
+            return Verdict.CLOSE
+        if now - self._warned_at >= 1.0:
+            self._warned_at = now
+            return Verdict.WARN
+        return Verdict.DROP

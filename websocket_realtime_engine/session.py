@@ -32,6 +32,7 @@ from websocket_realtime_engine.protocol.commands import (
     Unsubscribe,
     Unsubscribed,
 )
+from websocket_realtime_engine.ratelimit import Verdict
 
 log = logging.getLogger("realtime.session")
 
@@ -55,9 +56,7 @@ class Session:
         connection = self.connection
         if not connection.is_open:  # being closed (evicted, disconnected): what it still sends is ignored
             return
-        if not connection.frame_bucket.take():
-            limit = self.node.settings.client_frames_per_second
-            self.error(errors.RateLimitError(f"more than {limit:g} frames per second"))
+        if not self.admit():
             return
         try:
             command = self.dialect.parse(text)
@@ -75,6 +74,23 @@ class Session:
             self.error(errors.RealtimeError("internal error"), command.id, channel)
             return
         self.reply(reply, command.id)
+
+    def admit(self) -> bool:
+        """Whether one inbound frame (of any kind: text, binary, ping, pong) is within the frame rate.
+
+        Over it the frame is dropped, with one error a second at most; a client that keeps sending
+        over it for ``client_flood_close_after`` seconds is closed (``CloseReason.FLOODING``)."""
+        verdict = self.connection.flood.check()
+        if verdict is Verdict.ADMIT:
+            return True
+        settings = self.node.settings
+        if verdict is Verdict.WARN:
+            limit = settings.client_frames_per_second
+            self.error(errors.RateLimitError(f"more than {limit:g} frames per second: frames are dropped"))
+        elif verdict is Verdict.CLOSE and self.connection.is_open:
+            log.warning("closing a flooding connection", extra={"connection_id": self.connection.id})
+            self.node.spawn(self.node.close_connection(self.connection, errors.CloseReason.FLOODING))
+        return False
 
     def refuse_binary(self) -> None:
         """A binary message: only text is spoken."""
@@ -96,7 +112,7 @@ class Session:
             case Presence(channel, auth_value, channel_data):
                 if node.policy.type_of(channel) is not ChannelType.PRESENCE:
                     raise errors.ProtocolError(f"{channel} is not a presence channel")
-                done = await node.subscribe(connection, channel, auth_value, channel_data)
+                done = await node.subscribe(connection, channel, auth_value, channel_data, members_again=True)
                 return Subscribed(channel, done.members, done.position, as_presence=True)
             case Signin(auth_value, user_data):
                 return SignedIn(node.signin(connection, auth_value, user_data))

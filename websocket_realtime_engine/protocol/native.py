@@ -57,6 +57,7 @@ CLOSE_CODES = {
     CloseReason.DISCONNECTED: 4009,
     CloseReason.OVER_CAPACITY: 4100,
     CloseReason.SLOW_CONSUMER: 4101,
+    CloseReason.FLOODING: 4102,
 }
 
 

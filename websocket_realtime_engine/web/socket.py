@@ -48,6 +48,7 @@ async def socket_handler(request: web.Request) -> web.WebSocketResponse:
         heartbeat=settings.heartbeat,
         compress=settings.compression,
         timeout=settings.close_timeout,
+        autoping=False,  # PING frames count against the frame rate like any other; answered below
     )
     await ws.prepare(request)
     transport: Any = request.transport
@@ -61,10 +62,15 @@ async def socket_handler(request: web.Request) -> web.WebSocketResponse:
     session.hello()
     try:
         async for message in ws:
-            if message.type is WSMsgType.TEXT:
-                await session.receive(message.data)
-            elif message.type is WSMsgType.BINARY:
+            kind = message.type
+            if kind is WSMsgType.TEXT:
+                await session.receive(message.data)  # counted against the frame rate there
+            elif not session.admit():
+                continue
+            elif kind is WSMsgType.BINARY:
                 session.refuse_binary()
+            elif kind is WSMsgType.PING:
+                await ws.pong(message.data)
     finally:
         await node.connection_lost(connection)
     return ws
