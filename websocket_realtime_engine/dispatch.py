@@ -18,13 +18,13 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from websocket_realtime_engine.observers import Observer
+from websocket_realtime_engine.ratelimit import Drops
 
 log = logging.getLogger("realtime.dispatch")
 
@@ -40,14 +40,12 @@ class EventDispatcher(Observer):
     def __init__(self, handler: EventHandler | None, limit: int, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.handler = handler
         self.max_bytes = max_bytes
-        self.dropped = 0
+        self.drops = Drops(DROP_LOG_INTERVAL)
         self.failed = 0
         self.queued_bytes = 0
         self._queue: queue.Queue[tuple[str, dict[str, Any], int]] = queue.Queue(maxsize=limit)
         self._bytes_lock = threading.Lock()  # the worker thread gives bytes back
         self._thread: threading.Thread | None = None
-        self._dropped_logged = 0
-        self._drop_logged_at = -DROP_LOG_INTERVAL
 
     def emit(self, name: str, **payload: Any) -> None:
         """Queue one event; never blocks, never raises."""
@@ -70,17 +68,18 @@ class EventDispatcher(Observer):
         with self._bytes_lock:
             self.queued_bytes -= size
 
+    @property
+    def dropped(self) -> int:
+        return self.drops.count
+
     def _drop(self) -> None:
-        self.dropped += 1
-        now = time.monotonic()
-        if now - self._drop_logged_at >= DROP_LOG_INTERVAL:
+        if since := self.drops.drop():
             log.warning(
                 "plugins are behind: %d engine events dropped (queue full: %d events, %d bytes)",
-                self.dropped - self._dropped_logged,
+                since,
                 self._queue.qsize(),
                 self.queued_bytes,
             )
-            self._dropped_logged, self._drop_logged_at = self.dropped, now
 
     # -- the observer's events, as the hooks take them ----------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Rate limits: a token bucket (``rate`` events per second on average, bursts of up to ``burst``) and
-the flood guard every inbound frame of a connection passes."""
+"""Rate limits: a token bucket (``rate`` events per second on average, bursts of up to ``burst``), the
+flood guard every inbound frame of a connection passes, and the count of what a full queue drops."""
 
 from __future__ import annotations
 
@@ -63,3 +63,24 @@ class FloodGuard:
             self._warned_at = now
             return Verdict.WARN
         return Verdict.DROP
+
+
+class Drops:
+    """What a bounded queue dropped: counted, and reported at most once per ``interval`` seconds."""
+
+    __slots__ = ("count", "interval", "_reported", "_reported_at")
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.count = 0
+        self.interval = interval
+        self._reported = 0
+        self._reported_at = -math.inf
+
+    def drop(self) -> int:
+        """Count one; how many were dropped since the last report when a report is due now, else 0."""
+        self.count += 1
+        now = time.monotonic()
+        if now - self._reported_at < self.interval:
+            return 0
+        since, self._reported, self._reported_at = self.count - self._reported, self.count, now
+        return since

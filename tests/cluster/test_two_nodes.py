@@ -124,6 +124,19 @@ async def join(client: Client, channel: str, user_id: str) -> dict[str, Any]:
     return await client.subscribe(channel, auth=client.auth(channel, data), channel_data=data)
 
 
+async def ada_on_a_and_bob_on_b(
+    cluster: Cluster, session: aiohttp.ClientSession
+) -> tuple[ServerProcess, ServerProcess, Client]:
+    """Nodes a and b; ada joins presence-room on a (the watcher, returned), bob on b; ada saw bob arrive."""
+    node_a, node_b = cluster.start("node-a"), cluster.start("node-b")
+    watcher = await connect(session, node_a)
+    await join(watcher, "presence-room", "ada")
+    bob = await connect(session, node_b)
+    await join(bob, "presence-room", "bob")
+    assert (await watcher.expect("member_added"))["data"]["user_id"] == "bob"
+    return node_a, node_b, watcher
+
+
 async def test_a_broadcast_sent_to_b_reaches_a_client_on_a(cluster: Cluster, session: aiohttp.ClientSession) -> None:
     node_a, node_b = cluster.start("node-a"), cluster.start("node-b")
     on_a = await connect(session, node_a)
@@ -186,12 +199,7 @@ async def test_a_client_that_loses_its_node_recovers_on_the_other(
 async def test_the_members_of_a_killed_node_leave_within_ten_seconds(
     cluster: Cluster, session: aiohttp.ClientSession
 ) -> None:
-    node_a, node_b = cluster.start("node-a"), cluster.start("node-b")
-    watcher = await connect(session, node_a)
-    await join(watcher, "presence-room", "ada")
-    ghost = await connect(session, node_b)
-    await join(ghost, "presence-room", "bob")
-    assert (await watcher.expect("member_added"))["data"]["user_id"] == "bob"
+    node_a, node_b, watcher = await ada_on_a_and_bob_on_b(cluster, session)
     node_b.process.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     removed = await watcher.expect("member_removed", timeout=10)
@@ -201,12 +209,7 @@ async def test_the_members_of_a_killed_node_leave_within_ten_seconds(
 
 
 async def test_sigterm_makes_a_nodes_members_leave_at_once(cluster: Cluster, session: aiohttp.ClientSession) -> None:
-    node_a, node_b = cluster.start("node-a"), cluster.start("node-b")
-    watcher = await connect(session, node_a)
-    await join(watcher, "presence-room", "ada")
-    leaving = await connect(session, node_b)
-    await join(leaving, "presence-room", "bob")
-    await watcher.expect("member_added")
+    node_a, node_b, watcher = await ada_on_a_and_bob_on_b(cluster, session)
     node_b.process.terminate()
     stopped = time.monotonic()
     assert (await watcher.expect("member_removed", timeout=5))["data"]["user_id"] == "bob"
@@ -232,12 +235,7 @@ def query(env: dict[str, str], sql: str) -> list[str]:
 async def test_the_record_of_a_killed_node_is_closed_by_the_survivor(
     cluster: Cluster, session: aiohttp.ClientSession
 ) -> None:
-    node_a, node_b = cluster.start("node-a"), cluster.start("node-b")
-    watcher = await connect(session, node_a)
-    await join(watcher, "presence-room", "ada")
-    ghost = await connect(session, node_b)
-    await join(ghost, "presence-room", "bob")
-    await watcher.expect("member_added")
+    node_a, node_b, watcher = await ada_on_a_and_bob_on_b(cluster, session)
     await asyncio.sleep(1.0)  # the write-behind record has the rows (it flushes every 0.5 s)
     open_rows = "select count(*) from realtime_connections where node_id = 'node-b' and closed_at is null"
     assert query(cluster.env, open_rows) == ["1"]
@@ -258,12 +256,7 @@ async def test_the_record_of_a_killed_node_is_closed_by_the_survivor(
 async def test_a_node_restarted_under_its_id_after_a_kill_leaves_no_ghosts(
     cluster: Cluster, session: aiohttp.ClientSession
 ) -> None:
-    node_a, node_b = cluster.start("node-a"), cluster.start("node-b")
-    watcher = await connect(session, node_a)
-    await join(watcher, "presence-room", "ada")
-    ghost = await connect(session, node_b)
-    await join(ghost, "presence-room", "bob")
-    await watcher.expect("member_added")
+    node_a, node_b, watcher = await ada_on_a_and_bob_on_b(cluster, session)
     await asyncio.sleep(1.0)  # the write-behind record has bob's connection
     node_b.process.kill()
     # at once, under the same id: its old heartbeat has not expired yet, so it waits for that first

@@ -104,9 +104,8 @@ class Switch:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-async def test_an_unreachable_database_delays_no_delivery_and_the_backlog_is_written_later(
-    postgres_schema: str, engine_factory: EngineFactory
-) -> None:
+async def switched_postgres(schema: str) -> tuple[Switch, AsyncEngine]:
+    """The test PostgreSQL (tables in ``schema``) through a started :class:`Switch`, and an engine on it."""
     switch = Switch(5432)
     await switch.start()
     user_host = POSTGRES_URL.split("://", 1)[1].split("@", 1)[0]
@@ -114,8 +113,15 @@ async def test_an_unreachable_database_delays_no_delivery_and_the_backlog_is_wri
     db = create_async_engine(
         f"postgresql+asyncpg://{user_host}@127.0.0.1:{switch.port}/{database}",
         pool_pre_ping=True,
-        connect_args={"server_settings": {"search_path": postgres_schema}, "timeout": 2},
+        connect_args={"server_settings": {"search_path": schema}, "timeout": 2},
     )
+    return switch, db
+
+
+async def test_an_unreachable_database_delays_no_delivery_and_the_backlog_is_written_later(
+    postgres_schema: str, engine_factory: EngineFactory
+) -> None:
+    switch, db = await switched_postgres(postgres_schema)
     settings = make_settings(db_flush_interval=0.05, db_backlog_limit=30, db_retry_max_delay=0.3)
     engine = await engine_factory(settings, db_engine=db)
     client = await engine.connect()

@@ -10,10 +10,8 @@ import json
 import threading
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import create_async_engine
-
-from tests.conftest import POSTGRES_URL, Client, EngineFactory, make_settings
-from tests.db.test_recorder import Switch
+from tests.conftest import Client, EngineFactory, make_settings
+from tests.db.test_recorder import switched_postgres
 
 MB = 1024 * 1024
 SLACK = 50 * MB  # the allowance beyond the configured limits
@@ -72,14 +70,7 @@ async def join(client: Client, channel: str, user_id: str) -> None:
 
 
 async def test_a_database_outage_while_presence_churns(postgres_schema: str, engine_factory: EngineFactory) -> None:
-    switch = Switch(5432)
-    await switch.start()
-    user_host = POSTGRES_URL.split("://", 1)[1].split("@", 1)[0]
-    database = POSTGRES_URL.rsplit("/", 1)[1]
-    db = create_async_engine(
-        f"postgresql+asyncpg://{user_host}@127.0.0.1:{switch.port}/{database}",
-        connect_args={"server_settings": {"search_path": postgres_schema}, "timeout": 1},
-    )
+    switch, db = await switched_postgres(postgres_schema)
     limit = 1 * MB
     settings = make_settings(db_backlog_max_bytes=limit, db_flush_interval=0.05, db_retry_max_delay=0.3)
     engine = await engine_factory(settings, db_engine=db)

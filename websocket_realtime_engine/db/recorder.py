@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from websocket_realtime_engine.db import models
 from websocket_realtime_engine.observers import Observer
 from websocket_realtime_engine.publication import Publication
+from websocket_realtime_engine.ratelimit import Drops
 
 log = logging.getLogger("realtime.recorder")
 
@@ -68,13 +68,11 @@ class DatabaseRecorder(Observer):
         self.backlog: deque[Record] = deque()
         self.written = 0
         self.backlog_bytes = 0  # payload bytes held, bounded by backlog_max_bytes
-        self.dropped = 0
+        self.drops = Drops(DROP_LOG_INTERVAL)
         self.rejected = 0
         self.failures = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._dropped_logged = 0
-        self._drop_logged_at = -DROP_LOG_INTERVAL
 
     # -- recording (no I/O) ------------------------------------------------------------------------
 
@@ -83,16 +81,13 @@ class DatabaseRecorder(Observer):
         bytes, counting every text and payload value a record holds and its overhead."""
         size = RECORD_OVERHEAD + sum(len(value) for value in values if isinstance(value, str | bytes))
         if len(self.backlog) >= self.backlog_limit or self.backlog_bytes + size > self.backlog_max_bytes:
-            self.dropped += 1
-            now = time.monotonic()
-            if now - self._drop_logged_at >= DROP_LOG_INTERVAL:
+            if since := self.drops.drop():
                 log.warning(
                     "the durable record is behind: %d records dropped (backlog full: %d records, %d bytes)",
-                    self.dropped - self._dropped_logged,
+                    since,
                     len(self.backlog),
                     self.backlog_bytes,
                 )
-                self._dropped_logged, self._drop_logged_at = self.dropped, now
             return
         self.backlog_bytes += size
         self.backlog.append((kind, datetime.now(UTC), values, size))
@@ -122,6 +117,10 @@ class DatabaseRecorder(Observer):
     def node_reaped(self, node_id: str) -> None:
         """Close what a dead node left open: its connections, their presence rows, its node row."""
         self._add("reap", node_id)
+
+    @property
+    def dropped(self) -> int:
+        return self.drops.count
 
     def stats(self) -> dict[str, int]:
         return {
