@@ -75,6 +75,8 @@ BACKENDS = _engine(
     "idempotency/",
     "db/",
     "publication.py",
+    "wire.py",  # a publication as bytes, for Redis: imports only publication
+    "redis_calls.py",  # calling Redis, for the Redis backends
     "observers.py",  # the observer interface: imports only publication
     "errors.py",
     "config.py",

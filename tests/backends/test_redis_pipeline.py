@@ -12,7 +12,7 @@ import redis.asyncio as redis
 from tests.backends.conftest import redis_connection
 from tests.backends.test_redis_broker import PrivateRedis, private_redis  # noqa: F401 (the fixture)
 from websocket_realtime_engine.errors import UnavailableError
-from websocket_realtime_engine.history.redis import PipelinedConnection
+from websocket_realtime_engine.redis_calls import PipelinedConnection
 
 
 async def test_concurrent_calls_share_one_connection_and_get_their_own_replies() -> None:

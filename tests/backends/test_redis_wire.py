@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from websocket_realtime_engine.broker import wire
+from websocket_realtime_engine import wire
 from websocket_realtime_engine.publication import Publication
 
 PUBLICATIONS = [

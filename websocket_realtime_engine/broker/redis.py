@@ -2,7 +2,7 @@
 
 Keys and pub/sub channels (``<prefix>`` is the deployment's, the channel name used as given):
 
-- ``<prefix>channel:<channel>`` pub/sub channel: the channel's publications, as :mod:`broker.wire` messages
+- ``<prefix>channel:<channel>`` pub/sub channel: the channel's publications, as :mod:`wire` messages
 - ``<prefix>history-meta:<channel>`` hash and ``<prefix>history:<channel>`` list: the history (:mod:`history.redis`)
 
 Pub/sub ignores Redis's database number: the prefix is what keeps deployments apart.
@@ -39,11 +39,12 @@ from typing import Any
 import redis.asyncio as redis
 from redis.asyncio.connection import AbstractConnection
 
-from websocket_realtime_engine.broker import wire
+from websocket_realtime_engine import wire
 from websocket_realtime_engine.broker.base import DeliveryHandler
 from websocket_realtime_engine.errors import UnavailableError
-from websocket_realtime_engine.history.redis import RedisHistory, require_bytes
+from websocket_realtime_engine.history.redis import RedisHistory
 from websocket_realtime_engine.publication import Publication, StreamPosition
+from websocket_realtime_engine.redis_calls import require_bytes
 
 log = logging.getLogger("realtime.broker")
 

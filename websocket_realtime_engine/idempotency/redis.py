@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import redis.asyncio as redis
 
-from websocket_realtime_engine.history.redis import redis_call
+from websocket_realtime_engine.redis_calls import redis_call
 
 
 class RedisIdempotency:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import orjson
 import redis.asyncio as redis
 
-from websocket_realtime_engine.history.redis import reply_pairs, reply_text
 from websocket_realtime_engine.presence.base import Joined, UserInfo
+from websocket_realtime_engine.redis_calls import reply_pairs, reply_text
 
 # Helpers shared by the scripts. ARGV[1] is always the prefix.
 _LIBRARY = """

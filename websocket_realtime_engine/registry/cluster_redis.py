@@ -36,7 +36,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from websocket_realtime_engine.errors import UnavailableError
-from websocket_realtime_engine.history.redis import redis_call, reply_text, require_bytes
+from websocket_realtime_engine.redis_calls import redis_call, reply_text, require_bytes
 from websocket_realtime_engine.registry.cluster import ConnectionPage, ConnectionRecord
 
 log = logging.getLogger("realtime.cluster")

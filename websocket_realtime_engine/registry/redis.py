@@ -17,7 +17,7 @@ from __future__ import annotations
 import orjson
 import redis.asyncio as redis
 
-from websocket_realtime_engine.history.redis import reply_pairs, reply_text
+from websocket_realtime_engine.redis_calls import reply_pairs, reply_text
 from websocket_realtime_engine.registry.base import NodeInfo
 
 # The Redis server's time in whole milliseconds (so that it prints in full in a score range).
