@@ -126,15 +126,16 @@ async def join(client: Client, channel: str, user_id: str) -> dict[str, Any]:
 
 async def ada_on_a_and_bob_on_b(
     cluster: Cluster, session: aiohttp.ClientSession
-) -> tuple[ServerProcess, ServerProcess, Client]:
-    """Nodes a and b; ada joins presence-room on a (the watcher, returned), bob on b; ada saw bob arrive."""
+) -> tuple[ServerProcess, ServerProcess, Client, Client]:
+    """Nodes a and b; ada (the watcher) joins presence-room on a, bob on b; ada saw bob arrive. The
+    caller keeps bob's client: a client nobody holds is closed when it is collected."""
     node_a, node_b = cluster.start("node-a"), cluster.start("node-b")
     watcher = await connect(session, node_a)
     await join(watcher, "presence-room", "ada")
     bob = await connect(session, node_b)
     await join(bob, "presence-room", "bob")
     assert (await watcher.expect("member_added"))["data"]["user_id"] == "bob"
-    return node_a, node_b, watcher
+    return node_a, node_b, watcher, bob
 
 
 async def test_a_broadcast_sent_to_b_reaches_a_client_on_a(cluster: Cluster, session: aiohttp.ClientSession) -> None:
@@ -199,7 +200,7 @@ async def test_a_client_that_loses_its_node_recovers_on_the_other(
 async def test_the_members_of_a_killed_node_leave_within_ten_seconds(
     cluster: Cluster, session: aiohttp.ClientSession
 ) -> None:
-    node_a, node_b, watcher = await ada_on_a_and_bob_on_b(cluster, session)
+    node_a, node_b, watcher, _bob = await ada_on_a_and_bob_on_b(cluster, session)
     node_b.process.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     removed = await watcher.expect("member_removed", timeout=10)
@@ -209,7 +210,7 @@ async def test_the_members_of_a_killed_node_leave_within_ten_seconds(
 
 
 async def test_sigterm_makes_a_nodes_members_leave_at_once(cluster: Cluster, session: aiohttp.ClientSession) -> None:
-    node_a, node_b, watcher = await ada_on_a_and_bob_on_b(cluster, session)
+    node_a, node_b, watcher, _bob = await ada_on_a_and_bob_on_b(cluster, session)
     node_b.process.terminate()
     stopped = time.monotonic()
     assert (await watcher.expect("member_removed", timeout=5))["data"]["user_id"] == "bob"
@@ -235,7 +236,7 @@ def query(env: dict[str, str], sql: str) -> list[str]:
 async def test_the_record_of_a_killed_node_is_closed_by_the_survivor(
     cluster: Cluster, session: aiohttp.ClientSession
 ) -> None:
-    node_a, node_b, watcher = await ada_on_a_and_bob_on_b(cluster, session)
+    node_a, node_b, watcher, _bob = await ada_on_a_and_bob_on_b(cluster, session)
     await asyncio.sleep(1.0)  # the write-behind record has the rows (it flushes every 0.5 s)
     open_rows = "select count(*) from realtime_connections where node_id = 'node-b' and closed_at is null"
     assert query(cluster.env, open_rows) == ["1"]
@@ -256,7 +257,7 @@ async def test_the_record_of_a_killed_node_is_closed_by_the_survivor(
 async def test_a_node_restarted_under_its_id_after_a_kill_leaves_no_ghosts(
     cluster: Cluster, session: aiohttp.ClientSession
 ) -> None:
-    node_a, node_b, watcher = await ada_on_a_and_bob_on_b(cluster, session)
+    node_a, node_b, watcher, _bob = await ada_on_a_and_bob_on_b(cluster, session)
     await asyncio.sleep(1.0)  # the write-behind record has bob's connection
     node_b.process.kill()
     # at once, under the same id: its old heartbeat has not expired yet, so it waits for that first
