@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from shopologic.config import redact_url
+from shopologic.config import redact_url, write_private_file
 from shopologic.contracts import CommandError, PluginHost
 from shopologic.hookspecs import hookimpl
 from shopologic.server import Listen, ServeError, add_server_options, run_app, tls_context
@@ -287,11 +287,10 @@ def _addresses(value: Any) -> list[str]:
 
 
 def _store_settings(path: Path, values: dict[str, Any]) -> None:
-    """Set keys in the TOML config file, keeping the others."""
+    """Set keys in the TOML config file, keeping the others; the file is its owner's only (0600)."""
     current = {**_stored(path), **values}
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{key} = {_toml_value(item)}" for key, item in sorted(current.items())]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_private_file(path, "\n".join(lines) + "\n")  # 0600: redis_url may hold a password
 
 
 def _toml_value(value: Any) -> str:

@@ -14,8 +14,10 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from shopologic import log
+from shopologic.config import url_password
 from shopologic.contracts import MigrationSource, PluginError, PluginHost
 from shopologic.hookspecs import hookimpl
+from shopologic.server import wrap_connections
 from websocket_realtime_engine import PLUGIN_NAME, runtime
 from websocket_realtime_engine.db.credentials import ensure_default_app, stored_credentials
 from websocket_realtime_engine.db.models import TABLE_PREFIX
@@ -36,7 +38,14 @@ async def platform_loaded(platform: PluginHost) -> None:
         credentials = await stored_credentials(platform.engine)
     except SQLAlchemyError:  # the tables do not exist yet
         credentials = None
+    _redact(credentials)
     STATE.reset(platform, credentials)
+
+
+def _redact(credentials: dict[str, str] | None) -> None:
+    """Keep the app's secret and API key out of every log line, from the moment they are known."""
+    if credentials:
+        log.redact(credentials["app_secret"], credentials["api_key"])
 
 
 @hookimpl
@@ -49,6 +58,7 @@ def plugin_migrations(script_location: Path, platform: PluginHost) -> MigrationS
 async def plugin_activated(plugin_name: str, platform: PluginHost) -> None:
     """Create the default app's credentials (unless the environment gives them) and say where they are."""
     credentials, created = await ensure_default_app(platform.engine, STATE.settings())
+    _redact(credentials)
     STATE.reset(platform, credentials)
     verb = "created" if created else "kept"
     print(
@@ -87,7 +97,7 @@ def _event_handler(platform: PluginHost) -> Any:
 def register_routes(app: web.Application, platform: PluginHost) -> None:
     """The engine's WebSocket endpoint and REST API, with the host deciding who may join what."""
     settings = STATE.settings()
-    log.redact(settings.api_key, settings.app_secret)
+    log.redact(settings.api_key, settings.app_secret, url_password(settings.redis_url))
     node = engine_app.build_node(settings, platform.engine, _event_handler(platform))
     access = HostAccess(
         identify=lambda request: platform.hook.identify_user(request=request),
@@ -96,6 +106,8 @@ def register_routes(app: web.Application, platform: PluginHost) -> None:
         ),
     )
     engine_app.add_routes(app, node, access, platform.engine)
+    # counted and timed from the TCP accept: the connection limits (REALTIME_MAX_CONNECTIONS_PER_ADDRESS, …)
+    wrap_connections(app, app[engine_app.THROTTLE_KEY].wrap)
 
 
 @hookimpl

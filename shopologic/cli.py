@@ -20,7 +20,7 @@ import uvloop
 from sqlalchemy.exc import SQLAlchemyError
 
 from shopologic import log
-from shopologic.config import ConfigError, HostSettings, redact_url
+from shopologic.config import ConfigError, HostSettings, redact_url, url_password
 from shopologic.contracts import CommandError, PluginError
 from shopologic.events import EVENT_HOOKS, InvalidEventError
 from shopologic.manifest import ManifestError
@@ -195,7 +195,9 @@ async def _run(platform: Platform, handler: Command, args: argparse.Namespace) -
 
 
 def _parse_and_run(argv: list[str] | None) -> int:
-    platform = Platform(HostSettings.from_env())
+    settings = HostSettings.from_env()
+    log.redact(settings.secret_key, url_password(settings.database_url))
+    platform = Platform(settings)
     args = build_parser(platform).parse_args(argv)
     return uvloop.run(_run(platform, args.handler, args))
 

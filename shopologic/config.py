@@ -45,6 +45,12 @@ def redact_url(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}"
 
 
+def url_password(url: str) -> str:
+    """The password of a URL (``redis://user:secret@host`` → ``secret``), or ``""``."""
+    credentials, at, _ = url.partition("://")[2].rpartition("@")
+    return credentials.partition(":")[2] if at else ""
+
+
 def default_database_url(var_dir: Path) -> str:
     """The embedded default: an SQLite file in the var folder."""
     return f"sqlite:///{var_dir / 'shopologic.db'}"
@@ -79,7 +85,7 @@ def _stored_secret(path: Path) -> str:
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         secret = secrets.token_hex(32)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -88,3 +94,18 @@ def _stored_secret(path: Path) -> str:
         with os.fdopen(fd, "w") as handle:
             handle.write(secret)
         return secret
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (0600), whatever the file was before.
+
+    For files that may hold a secret (``realtime.toml`` may hold a Redis password). Written beside
+    it and renamed over it, so no reader sees half a file; a folder created for it is 0700.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a partial file left by a crash keeps its mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(partial, path)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import DateTime, MetaData, String
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -30,16 +33,30 @@ class PluginState(HostBase):
 
 
 def create_engine(url: str, *, pooled: bool = True) -> AsyncEngine:
-    """An async engine for the platform database; SQLite files get their folder created."""
-    if url.startswith("sqlite+aiosqlite:///"):
-        from pathlib import Path
+    """An async engine for the platform database; an SQLite file is created for its owner only.
 
-        path = url.removeprefix("sqlite+aiosqlite:///")
+    Statement parameters (credentials being stored) are kept out of error messages.
+    """
+    if url.startswith("sqlite+aiosqlite:///"):
+        path = url.removeprefix("sqlite+aiosqlite:///").partition("?")[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(path))
     if pooled:
-        return create_async_engine(url, pool_pre_ping=True)
-    return create_async_engine(url, poolclass=NullPool)
+        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+    return create_async_engine(url, poolclass=NullPool, hide_parameters=True)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty, readable by its owner only (0600), unless it exists; its folder too (0700).
+
+    The database holds the app's secret and API key: SQLite would create the file with the umask's
+    mode (usually world-readable), and its journal files take the database file's mode.
+    """
+    if path.exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # another process created it first
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 async def create_host_tables(engine: AsyncEngine) -> None:

@@ -32,7 +32,8 @@ HEALTH_CHECK_TIMEOUT = 5.0  # seconds one plugin's health_checks may take before
 
 
 def _platform_secret(request: web.Request) -> bytes:
-    return request.app[PLATFORM_KEY].settings.secret_key.encode()
+    # config_dict: the request may be a plugin's sub-application's (``/api/v1``), which has no PLATFORM_KEY
+    return request.config_dict[PLATFORM_KEY].settings.secret_key.encode()
 
 
 def sign_session(secret: str, user: dict[str, Any]) -> str:

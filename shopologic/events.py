@@ -15,6 +15,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled", "refunded")
 ID = validate.Length(min=1, max=64)
+# payloads are published as JSON, which carries integers of 64 bits at most
+STOCK = validate.Range(min=0, max=2**63 - 1)
 
 
 class InvalidEventError(ValueError):
@@ -94,7 +96,7 @@ class ProductSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     price = Money(required=True)
     currency = fields.String(load_default="EUR", validate=validate.Regexp(r"^[A-Z]{3}$"))
-    stock = fields.Integer(strict=True, validate=validate.Range(min=0))
+    stock = fields.Integer(strict=True, validate=STOCK)
 
 
 def _changes() -> fields.List:
@@ -125,7 +127,7 @@ HOOK_SCHEMAS: dict[str, type[Schema]] = {
     "product_stock_changed": _call_schema(
         "ProductStockChanged",
         product=fields.Nested(ProductSchema, required=True),
-        previous_stock=fields.Integer(required=True, strict=True, validate=validate.Range(min=0)),
+        previous_stock=fields.Integer(required=True, strict=True, validate=STOCK),
     ),
     "product_price_changed": _call_schema(
         "ProductPriceChanged", product=fields.Nested(ProductSchema, required=True), previous_price=Money(required=True)

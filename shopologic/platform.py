@@ -26,6 +26,7 @@ from shopologic.contracts import PLATFORM_KEY, MigrationSource, PluginError
 from shopologic.db import PluginState, create_engine, create_host_tables
 from shopologic.loader import load_plugin_module
 from shopologic.manifest import Manifest, discover_manifests
+from shopologic.server import ClientAborts
 
 log = logging.getLogger("shopologic.platform")
 
@@ -276,7 +277,7 @@ class Platform:
 
         :param only: serve just this plugin (a standalone node), not the whole platform.
         """
-        app = web.Application(client_max_size=1 << 20)
+        app = web.Application(client_max_size=1 << 20, middlewares=[ClientAborts().middleware()])
         app[PLATFORM_KEY] = self
         hook = self._only(only) if only else self.pm.hook
         if only is None:

@@ -2,6 +2,8 @@
 
 Plain HTTP, or TLS (``https://`` and ``wss://`` on the same port) from a PEM certificate and key:
 :func:`tls_context` checks them before anything listens and names the file that cannot be used.
+A client that goes away in the middle of its request is :class:`ClientAborts`' business: counted
+and logged at ``info``, not an ERROR traceback.
 """
 
 from __future__ import annotations
@@ -9,15 +11,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
 import ssl
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler, Middleware
 
 log = logging.getLogger("shopologic.server")
 
@@ -40,6 +46,83 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         "--tls-cert", dest="tls_cert", metavar="FILE", help="serve https:// and wss://: the certificate chain, PEM"
     )
     parser.add_argument("--tls-key", dest="tls_key", metavar="FILE", help="the certificate's key, PEM, unencrypted")
+
+
+# seconds between two log lines about clients that went away in the middle of their request
+ABORT_LOG_INTERVAL = 10.0
+# nginx's code for "client closed the request": only the access log sees it, the client is gone
+CLIENT_CLOSED_REQUEST = 499
+
+
+class OncePer:
+    """A kind of event that is normal on the internet and nothing the server can act on: counted, and
+    logged at ``info`` at most once per ``interval`` seconds with the count since the last line."""
+
+    def __init__(
+        self, message: str, interval: float = ABORT_LOG_INTERVAL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.message = message
+        self.interval = interval
+        self.clock = clock
+        self.total = 0
+        self._unlogged = 0
+        self._logged_at = -math.inf
+
+    def record(self, **extra: Any) -> None:
+        """Count one; log it (with the others since the last line) when it is time."""
+        self.total += 1
+        self._unlogged += 1
+        now = self.clock()
+        if now - self._logged_at < self.interval:
+            return
+        counts = {"count": self._unlogged, "total": self.total}  # since the last line, since the start
+        log.info("%s (logged at most once per %g s)", self.message, self.interval, extra={**counts, **extra})
+        self._unlogged, self._logged_at = 0, now
+
+
+class ClientAborts(OncePer):
+    """Requests whose client went away before the answer (a closed tab, a lost network, a scanner):
+    one info line per interval instead of aiohttp's ERROR traceback per request (100 aborted
+    requests wrote 100 tracebacks)."""
+
+    def __init__(self, interval: float = ABORT_LOG_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__("client went away before the answer", interval, clock)
+
+    def middleware(self) -> Middleware:
+        """The application middleware that recognises an aborted request (its own connection reset)."""
+
+        @web.middleware
+        async def client_aborts(request: web.Request, handler: Handler) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except ConnectionResetError as exc:
+                transport = request.transport
+                if transport is not None and not transport.is_closing():
+                    raise  # this client is still there: another connection (a database, Redis) was reset
+                self.record(method=request.method, path=request.path, error=str(exc))
+                return web.Response(status=CLIENT_CLOSED_REQUEST)  # for the access log; nobody reads it
+
+        return client_aborts
+
+
+class MalformedRequests(logging.Filter):
+    """On ``aiohttp.server``: a request aiohttp could not parse (a header line past its limit, not
+    HTTP at all) is answered 400 by aiohttp before any route runs, and logged by it at ERROR with a
+    traceback, one per request. Those records become one info line per interval (:class:`OncePer`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = OncePer("malformed HTTP requests refused with 400")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        self.seen.record(error=str(error)[:200])
+        return False
+
+
+MALFORMED_REQUESTS = MalformedRequests()
 
 
 class ServeError(RuntimeError):
@@ -119,6 +202,46 @@ def _tls_problem(certificate: str, key: str, pems: Mapping[str, bytes], exc: ssl
     return f"cannot use the TLS certificate {certificate} with the key {key}: {exc.reason or exc}"
 
 
+# -- connections, before aiohttp sees them -----------------------------------------------------------
+
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+ConnectionWrapper = Callable[[ProtocolFactory], ProtocolFactory]
+CONNECTION_WRAPPERS = web.AppKey[list[ConnectionWrapper]]("shopologic.connection_wrappers")
+# seconds a client has to complete its TLS handshake (asyncio's default: 60)
+TLS_HANDSHAKE_TIMEOUT = 10.0
+
+
+def wrap_connections(app: web.Application, wrapper: ConnectionWrapper) -> None:
+    """Have every TCP connection :func:`run_app` accepts for ``app`` go through ``wrapper`` first.
+
+    aiohttp has no hook at accept. A plugin that must see connections before any request (count
+    them, refuse them, drop those that send nothing) calls this from its ``register_routes`` hook.
+    ``wrapper`` receives the protocol factory (aiohttp's, or the previous wrapper's result) and
+    returns a factory whose protocols pass each transport event on to a protocol of the factory it
+    received, or close the transport instead. The first wrapper registered is nearest to aiohttp.
+    With TLS, a wrapper sees a connection once its TLS handshake is done
+    (:data:`TLS_HANDSHAKE_TIMEOUT`).
+    """
+    app[CONNECTION_WRAPPERS] = [*app.get(CONNECTION_WRAPPERS, []), wrapper]
+
+
+async def listen(
+    runner: web.AppRunner, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> asyncio.Server:
+    """Accept connections on ``host:port`` for ``runner``'s application (set up), through the
+    application's connection wrappers (:func:`wrap_connections`), over TLS with ``ssl_context``.
+    Close the server returned before cleaning the runner up.
+
+    :raises OSError: the address cannot be listened on.
+    """
+    factory: Any = runner.server
+    for wrapper in runner.app.get(CONNECTION_WRAPPERS, []):
+        factory = wrapper(factory)
+    tls: dict[str, Any] = {"ssl": ssl_context, "ssl_handshake_timeout": TLS_HANDSHAKE_TIMEOUT} if ssl_context else {}
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(factory, host, port, backlog=1024, reuse_address=True, **tls)
+
+
 async def run_app(
     app: web.Application,
     host: str,
@@ -127,23 +250,26 @@ async def run_app(
     access_log: bool = False,
     ssl_context: ssl.SSLContext | None = None,
 ) -> None:
-    """Serve ``app`` on ``host:port``, over TLS with ``ssl_context``; print ``banner`` lines once
-    listening; stop on a signal."""
+    """Serve ``app`` on ``host:port``, over TLS with ``ssl_context``, through its connection wrappers
+    (:func:`wrap_connections`); print ``banner`` lines once listening; stop on a signal."""
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
         handle_signals=False,
         shutdown_timeout=5,
     )
+    server_log = logging.getLogger("aiohttp.server")
+    if MALFORMED_REQUESTS not in server_log.filters:
+        server_log.addFilter(MALFORMED_REQUESTS)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    server: asyncio.Server | None = None
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True, ssl_context=ssl_context)
         try:
-            await site.start()
+            server = await listen(runner, host, port, ssl_context)
         except OSError as exc:  # not a database problem: say which address
             raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         for line in banner:
@@ -152,4 +278,6 @@ async def run_app(
         await stop.wait()
         log.info("shutting down")
     finally:
+        if server is not None:
+            server.close()  # no new connections; the runner's cleanup ends the open ones
         await runner.cleanup()

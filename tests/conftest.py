@@ -42,8 +42,8 @@ def engine_hook_module(relative_path: str) -> ModuleType:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """Settings for a test node: the test credentials, a short heartbeat, anything overridden."""
-    return replace(Settings(node_id="test-node", gc_tuning=False, **CREDENTIALS), **overrides)
+    """Settings for a test node: the test credentials (short ones: allowed), anything overridden."""
+    return replace(Settings(node_id="test-node", gc_tuning=False, allow_short_secrets=True, **CREDENTIALS), **overrides)
 
 
 def positioned(frame: dict[str, Any]) -> dict[str, Any]:
@@ -179,6 +179,7 @@ def platform_env(tmp_path: Path) -> dict[str, str]:
             "SHOPOLOGIC_PLUGIN_PATH": str(TEST_PLUGINS),
             "REALTIME_CONFIG_FILE": str(tmp_path / "var" / "realtime.toml"),
             "REALTIME_LOG_LEVEL": "warning",
+            "REALTIME_ALLOW_SHORT_SECRETS": "true",  # the test CREDENTIALS are shorter than 20 characters
         }
     )
     return env

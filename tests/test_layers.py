@@ -80,6 +80,7 @@ BACKENDS = _engine(
     "observers.py",  # the observer interface: imports only publication
     "errors.py",
     "config.py",
+    "origins.py",  # origin patterns, parsed for config's check and matched by web/cors.py
     "ratelimit.py",
     "__init__.py",  # PLUGIN_NAME and the version: imports nothing
 )

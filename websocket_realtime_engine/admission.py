@@ -13,7 +13,7 @@ import orjson
 from websocket_realtime_engine import errors
 from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.connection import Connection
-from websocket_realtime_engine.protocol import auth
+from websocket_realtime_engine.protocol import auth, jsonlimits
 from websocket_realtime_engine.protocol.channels import ChannelPolicy
 
 Member = dict[str, Any]
@@ -60,7 +60,12 @@ def presence_member(
     auth_value: str | None,
     channel_data: str | None,
 ) -> Member:
-    """The member a presence subscription joins as: signed channel_data, or the signed-in user."""
+    """The member a presence subscription joins as: signed channel_data, or the signed-in user.
+
+    A signed-in connection joins as itself only the channels of ``REALTIME_SIGNIN_PRESENCE_PATTERNS``
+    (``users:online`` by default); every other presence channel (``users:admins`` too) needs the
+    signature of ``POST /api/v1/authenticate``, where the host's ``authorize_channel`` decides.
+    """
     if channel_data is not None or auth_value:
         if channel_data is None:
             raise errors.ProtocolError("channel_data is required with auth on a presence channel")
@@ -70,15 +75,13 @@ def presence_member(
         return {"user_id": connection.user_id, "user_info": connection.user_info}
     if policy.allows_signed_in_presence(channel):
         raise errors.AuthError(f"sign in before joining {channel}, or give auth and channel_data")
-    raise errors.AuthError(f"auth and channel_data are required for {channel}")
+    raise errors.AuthError(f"auth and channel_data are required for {channel} (from POST /api/v1/authenticate)")
 
 
 def parse_member(settings: Settings, text: str, id_key: str, what: str) -> Member:
-    """Read ``{id_key, user_info?}`` from a JSON string that has already been verified."""
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise errors.ProtocolError(f"{what} is not valid JSON") from None
+    """Read ``{id_key, user_info?}`` from a JSON string that has already been verified (or is about
+    to be signed): at most ``REALTIME_MAX_JSON_DEPTH`` levels, no integer beyond 64 bits."""
+    value = jsonlimits.loads(text, settings.max_json_depth, what)
     if not isinstance(value, dict):
         raise errors.ProtocolError(f"{what} must be a JSON object")
     user_id = value.get(id_key)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from websocket_realtime_engine.origins import parse_patterns
+
 CREDENTIAL_FIELDS = ("app_id", "app_key", "app_secret", "api_key")
 SECRET_FIELDS = frozenset({"app_secret", "api_key", "redis_url"})
 
@@ -54,12 +56,20 @@ class Settings:
     heartbeat: float = 25.0
     close_timeout: float = 3.0
     max_connections: int = 10_000
+    # connection throttling (web/throttle.py), counted from the TCP accept
+    max_http_connections: int = 1_000  # per node: connections that are not (yet) WebSockets
+    max_connections_per_address: int = 100  # open at once per client address (loopback excepted)
+    connection_rate_per_address: float = 10.0  # new connections a second per address, bursts of the above
+    handshake_timeout: float = 5.0  # seconds to complete a request's head (the handshake); idle HTTP after a response
+    throttle_loopback: bool = False  # limit loopback addresses per address too (tests)
+    throttle_exempt: tuple[str, ...] = ()  # addresses never limited per address (the shop's servers)
     max_frame_bytes: int = 64 * 1024
     max_channels_per_connection: int = 100
     max_presence_members: int = 100
     max_user_info_bytes: int = 2048
     max_user_id_length: int = 128
     max_event_name_length: int = 200
+    max_json_depth: int = 32  # nesting of any JSON a client or caller sends: frames, channel/user data, REST bodies
     write_buffer_limit: int = 4 * 1024 * 1024
     client_messages_per_second: float = 10.0
     client_frames_per_second: float = 100.0
@@ -75,15 +85,25 @@ class Settings:
     # channels
     presence_patterns: tuple[str, ...] = ("users:*",)
     private_patterns: tuple[str, ...] = ()
-    signin_presence_patterns: tuple[str, ...] = ("users:*",)
+    # signed in, a user joins these as itself without auth; other users:* channels need the host's
+    # authorize_channel (through POST /api/v1/authenticate)
+    signin_presence_patterns: tuple[str, ...] = ("users:online",)
     client_message_types: tuple[str, ...] = ("private", "presence")
     client_message_patterns: tuple[str, ...] = ()
     # REST
     rest_max_body_bytes: int = 1024 * 1024
     max_broadcast_channels: int = 100
+    rest_requests_per_second: float = 10_000.0  # per API key and node (bursts of twice that); over it: 429
     idempotency_ttl: float = 300.0  # seconds a broadcast's idempotency_key is remembered (cluster-wide on Redis)
     engine_url: str = ""
     trusted_proxies: tuple[str, ...] = ()
+    # browsers (origins.py patterns): pages that may open /socket; pages that may call the
+    # authenticate endpoints from script (CORS; never the API-key routes)
+    allowed_origins: tuple[str, ...] = ("*",)
+    allow_missing_origin: bool = True  # no Origin header: not a browser (a server, an app, a script)
+    cors_origins: tuple[str, ...] = ()
+    # an API key or app secret under 20 characters stops the node; this lets it start (tests), loudly
+    allow_short_secrets: bool = False
     # durable record (write-behind)
     db_batch_size: int = 500
     db_flush_interval: float = 0.5
@@ -183,6 +203,10 @@ def _check(settings: Settings) -> None:
     positive = (
         "heartbeat",
         "max_connections",
+        "max_http_connections",
+        "max_connections_per_address",
+        "connection_rate_per_address",
+        "handshake_timeout",
         "max_frame_bytes",
         "max_channels_per_connection",
         "max_presence_members",
@@ -204,6 +228,8 @@ def _check(settings: Settings) -> None:
         "max_user_id_length",
         "max_event_name_length",
         "max_broadcast_channels",
+        "max_json_depth",
+        "rest_requests_per_second",
         "idempotency_ttl",
         "history_ttl",
         "node_heartbeat",
@@ -228,6 +254,13 @@ def _check(settings: Settings) -> None:
         raise SettingsError("REALTIME_NODE_ID: must be 1 to 128 characters")
     if settings.app_id and not settings.app_id.isdigit():
         raise SettingsError("REALTIME_APP_ID: must be digits")
+    if settings.max_json_depth > 250:
+        raise SettingsError("REALTIME_MAX_JSON_DEPTH: at most 250 (the deepest JSON the engine can send on is 254)")
     unknown_types = set(settings.client_message_types) - {"public", "private", "presence"}
     if unknown_types:
         raise SettingsError(f"REALTIME_CLIENT_MESSAGE_TYPES: unknown channel type(s) {sorted(unknown_types)}")
+    for name in ("allowed_origins", "cors_origins"):
+        try:
+            parse_patterns(getattr(settings, name))
+        except ValueError as exc:
+            raise SettingsError(f"REALTIME_{name.upper()}: {exc}") from None

@@ -42,11 +42,16 @@ MOST_USER_CONNECTIONS = 100_000  # a user disconnect looks this many of the user
 
 
 def encode_data(data: Any) -> bytes:
-    """A publication's data as JSON, once, at the publisher."""
+    """A publication's data as JSON, once, at the publisher.
+
+    The data is kept (history, hook queue, write-behind record), so it is copied into bytes of its
+    own size: orjson's result keeps the block it was written in, 4 KB at least and about 16 times
+    the text for nested lists (a 63 KB payload held 1 MB)."""
     try:
-        return orjson.dumps(data)
+        encoded = orjson.dumps(data)
     except orjson.JSONEncodeError as exc:  # e.g. nesting deeper than orjson writes (254)
         raise errors.ProtocolError(f"data cannot be sent as JSON: {exc}") from None
+    return bytes(memoryview(encoded))
 
 
 class Node:

@@ -41,6 +41,7 @@ async def test_a_slow_plugin_while_clients_send_large_messages(engine_factory: E
         client_frames_per_second=1000.0,
         max_frame_bytes=128 * 1024,
         client_message_types=("public",),
+        history_size=0,  # measured here: the hook queue (the history keeps its own bound: size x frame bytes)
     )
     engine = await engine_factory(settings, event_handler=slow_plugin)
     bystander = await engine.connect()

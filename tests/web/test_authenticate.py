@@ -190,13 +190,16 @@ async def test_behind_a_trusted_proxy_each_visitor_has_its_own_rate_limit(engine
     client = await engine.connect()
     body = {"connection_id": client.connection_id, "channel": "private-customer.7"}
 
-    async def ask(visitor: str) -> int:
-        headers = {"Cookie": "session=cust-7", "X-Forwarded-For": f"{visitor}, 127.0.0.1"}
+    async def ask(visitor: str, session: str) -> int:
+        headers = {"Cookie": f"session={session}", "X-Forwarded-For": f"{visitor}, 127.0.0.1"}
         status, _ = await engine.api("POST", "/api/v1/authenticate", headers=headers, json=body)
         return status
 
-    first = [await ask("203.0.113.1") for _ in range(4)]
-    assert 429 in first  # one visitor is limited...
-    assert await ask("203.0.113.2") == 200  # ...the next one behind the same proxy is not
+    # callers the host does not know are limited by their (forwarded) address...
+    first = [await ask("203.0.113.1", "forged") for _ in range(4)]
+    assert first[0] == 401 and 429 in first  # one visitor is limited...
+    assert await ask("203.0.113.2", "forged") == 401  # ...the next one behind the same proxy is not
+    # ...and a user the host knows by itself, wherever it comes from
+    assert await ask("203.0.113.1", "cust-7") == 200
     status, answer = await engine.api("GET", "/api/v1/connections")
     assert answer["connections"][0]["id"] == client.connection_id

@@ -158,7 +158,8 @@ async def test_deeply_nested_data_is_a_client_error_not_an_internal_error(engine
     # stdlib json: orjson (the test client's encoder) cannot write this nesting either
     await client.send(json.dumps({"event": "message", "channel": "private-chat", "data": deep, "id": 1}))
     reply = await client.recv()
-    assert reply["event"] == "error" and reply["data"]["code"] == 4000, reply
+    # 4020: deeper than REALTIME_MAX_JSON_DEPTH (tests/security/test_input_limits.py)
+    assert reply["event"] == "error" and reply["data"]["code"] == 4020, reply
     user_data = json.dumps({"id": "u1", "user_info": {"x": deep}}, separators=(",", ":"))
     signature = auth.make_auth(
         CREDENTIALS["app_key"], CREDENTIALS["app_secret"], auth.user_string(client.connection_id, user_data)

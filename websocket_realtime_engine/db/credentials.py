@@ -2,7 +2,9 @@
 
 Credentials given in the environment (``REALTIME_APP_ID``, ``REALTIME_APP_KEY``,
 ``REALTIME_APP_SECRET``, ``REALTIME_API_KEY``) win at every start and are stored, so every tool
-reading the database agrees with the running engine.
+reading the database agrees with the running engine. The API key and app secret must be long
+enough to guess (:func:`check_secret_lengths`, at every start); generated ones are 48 and 40
+characters.
 """
 
 from __future__ import annotations
@@ -12,8 +14,14 @@ import secrets
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from websocket_realtime_engine import errors
 from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.db.models import App
+
+MIN_SECRET_LENGTH = 20  # Pusher's own secrets are 20 characters: shorter ones are refused
+RECOMMENDED_SECRET_LENGTH = 32  # shorter ones are accepted with a warning
+# the credentials that must stay secret (the app key and id are public: pages hold them)
+SECRETS = {"api_key": ("REALTIME_API_KEY", "API key"), "app_secret": ("REALTIME_APP_SECRET", "app secret")}
 
 
 def generate() -> dict[str, str]:
@@ -65,3 +73,32 @@ async def resolve_credentials(engine: AsyncEngine, settings: Settings) -> Settin
     """Settings completed with the stored credentials, after storing any the environment gives."""
     credentials, _ = await ensure_default_app(engine, settings)
     return settings.with_credentials(**credentials)  # the environment's values are already in them
+
+
+def check_secret_lengths(settings: Settings) -> list[str]:
+    """Refuse an API key or app secret shorter than ``MIN_SECRET_LENGTH``; warn under ``RECOMMENDED_SECRET_LENGTH``.
+
+    :returns: the warnings to log (with ``REALTIME_ALLOW_SHORT_SECRETS``, one for each short secret
+        let through).
+    :raises errors.StartupError: a secret is too short and short ones are not allowed.
+    """
+    warnings = []
+    for name, (variable, what) in SECRETS.items():
+        length = len(getattr(settings, name))
+        if length >= RECOMMENDED_SECRET_LENGTH:
+            continue
+        if length >= MIN_SECRET_LENGTH:
+            warnings.append(f"the {what} is {length} characters: {RECOMMENDED_SECRET_LENGTH} or more are recommended")
+        elif settings.allow_short_secrets:
+            warnings.append(
+                f"REALTIME_ALLOW_SHORT_SECRETS is on: the {what} is only {length} characters (at least"
+                f" {MIN_SECRET_LENGTH} are needed otherwise); for tests only, never where others can reach the node"
+            )
+        else:
+            raise errors.StartupError(
+                f"the {what} ({variable}, or the stored app's) is {length} characters: at least {MIN_SECRET_LENGTH}"
+                f" are needed, {RECOMMENDED_SECRET_LENGTH} or more recommended (generate one with"
+                " `python -c 'import secrets; print(secrets.token_hex(24))'`); REALTIME_ALLOW_SHORT_SECRETS=true"
+                " allows short ones, for tests only"
+            )
+    return warnings

@@ -46,7 +46,7 @@ class ChannelPolicy:
 
     presence_patterns: tuple[str, ...] = ("users:*",)
     private_patterns: tuple[str, ...] = ()
-    signin_presence_patterns: tuple[str, ...] = ("users:*",)
+    signin_presence_patterns: tuple[str, ...] = ("users:online",)
     client_message_types: tuple[str, ...] = ("private", "presence")
     client_message_patterns: tuple[str, ...] = ()
 

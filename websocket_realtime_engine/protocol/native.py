@@ -10,6 +10,7 @@ docs/protocol.md shows every frame.
 Close codes (the server ends the connection):
 
 ======  =========================================================================================
+1007    a text frame that is not valid UTF-8 (RFC 6455 fails the connection; aiohttp closes it)
 1009    frame larger than ``REALTIME_MAX_FRAME_BYTES`` (WebSocket "message too big")
 1006    (no close frame) the peer stopped answering WebSocket pings for ``REALTIME_HEARTBEAT`` seconds
 1012    the node is shutting down: reconnect (to another node)
@@ -21,11 +22,14 @@ Close codes (the server ends the connection):
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import cache, partial
 from typing import Any
 
 import orjson
 
 from websocket_realtime_engine.errors import CloseReason, ProtocolError, RealtimeError, UnknownEventError
+from websocket_realtime_engine.protocol import jsonlimits
 from websocket_realtime_engine.protocol.channels import check_name
 from websocket_realtime_engine.protocol.commands import (
     Acknowledged,
@@ -144,18 +148,23 @@ def _build(event: str, frame: dict[str, Any], request_id: RequestId) -> Command:
     return Message(channel, frame["data"], echo, request_id)
 
 
-def parse(text: str | bytes) -> Command:
-    """Parse one client text frame into a command, or raise :class:`FrameError`."""
+def parse(text: str | bytes, max_depth: int = jsonlimits.DEFAULT_MAX_DEPTH) -> Command:
+    """Parse one client text frame into a command, or raise :class:`FrameError`.
+
+    The frame may nest ``max_depth`` levels at most (its ``data`` one less) and hold no integer
+    beyond 64 bits (:mod:`~websocket_realtime_engine.protocol.jsonlimits`).
+    """
     try:
-        frame = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise FrameError(ProtocolError("frame is not valid JSON")) from None
+        frame = jsonlimits.decode(text, max_depth)
+    except RealtimeError as exc:
+        raise FrameError(exc) from None
     if not isinstance(frame, dict):
         raise FrameError(ProtocolError("frame must be a JSON object"))
     request_id: RequestId = None
     channel = frame.get("channel") if isinstance(frame.get("channel"), str) else None
     try:
         request_id = _request_id(frame)
+        jsonlimits.check(frame, text, max_depth)
         event = frame.get("event")
         if not isinstance(event, str):
             raise ProtocolError("event is required and must be a string")
@@ -249,3 +258,12 @@ DIALECT = Dialect(
     connected=connected_frame,
     close_code=close_code,
 )
+
+
+@cache
+def dialect(max_json_depth: int = jsonlimits.DEFAULT_MAX_DEPTH) -> Dialect:
+    """The native dialect reading frames of at most ``max_json_depth`` levels (``REALTIME_MAX_JSON_DEPTH``);
+    :data:`DIALECT` reads the default depth."""
+    if max_json_depth == jsonlimits.DEFAULT_MAX_DEPTH:
+        return DIALECT
+    return replace(DIALECT, parse=partial(parse, max_depth=max_json_depth))

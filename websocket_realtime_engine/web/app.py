@@ -19,19 +19,30 @@ from websocket_realtime_engine import errors, runtime
 from websocket_realtime_engine.admission import policy_from
 from websocket_realtime_engine.backends import build_backends
 from websocket_realtime_engine.config import Settings
-from websocket_realtime_engine.db.credentials import resolve_credentials
+from websocket_realtime_engine.db.credentials import check_secret_lengths, resolve_credentials
 from websocket_realtime_engine.db.recorder import DatabaseRecorder
 from websocket_realtime_engine.dispatch import EventHandler
 from websocket_realtime_engine.node import Node
-from websocket_realtime_engine.web import authenticate, rest
+from websocket_realtime_engine.web import authenticate, cors, rest
 from websocket_realtime_engine.web.health import add_health_routes
 from websocket_realtime_engine.web.keys import NODE_KEY
 from websocket_realtime_engine.web.schemas import BroadcastSchema
 from websocket_realtime_engine.web.socket import socket_handler
+from websocket_realtime_engine.web.throttle import THROTTLE_KEY, ConnectionThrottle
 
-__all__ = ["NODE_KEY", "add_routes", "build_node", "create_app", "engine_service", "tune_garbage_collector"]
+__all__ = [
+    "NODE_KEY",
+    "THROTTLE_KEY",
+    "add_routes",
+    "build_node",
+    "create_app",
+    "engine_service",
+    "tune_garbage_collector",
+]
 
 log = logging.getLogger("realtime.app")
+# the routes pages may call from script (REALTIME_CORS_ORIGINS); the API-key routes never answer CORS
+CORS_ROUTES = {path: frozenset({"POST"}) for path in rest.SESSION_PATHS}
 
 
 def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler: EventHandler | None) -> Node:
@@ -59,9 +70,14 @@ def add_routes(
     ``app``, and REST API v1 as its ``/api/v1`` sub-application.
 
     The API's middleware (API key, JSON errors) belongs to the sub-application, so it never wraps
-    the host's routes, another plugin's, or the health routes.
+    the host's routes, another plugin's, or the health routes. The connection throttle's
+    (:mod:`~websocket_realtime_engine.web.throttle`) does wrap them: it times every connection of
+    the node; it acts only when whoever serves ``app`` applies ``app[THROTTLE_KEY].wrap``.
     """
     app[NODE_KEY] = node
+    throttle = app[THROTTLE_KEY] = ConnectionThrottle(node.settings)
+    app.middlewares.append(throttle.middleware)
+    app.on_response_prepare.append(throttle.response_started)
     app.on_shutdown.append(_close_clients)
     app.router.add_get("/socket", socket_handler)
     add_health_routes(app, db_engine)
@@ -71,7 +87,9 @@ def add_routes(
 def api_app(node: Node, access: authenticate.HostAccess) -> web.Application:
     """REST API v1, mounted at ``/api/v1``."""
     settings = node.settings
-    api = web.Application(client_max_size=settings.rest_max_body_bytes, middlewares=[rest.api_middleware])
+    # CORS outermost: its headers go on the API's JSON errors too (the authenticate routes only)
+    middlewares = [cors.cors_middleware(CORS_ROUTES), rest.api_middleware]
+    api = web.Application(client_max_size=settings.rest_max_body_bytes, middlewares=middlewares)
     api[NODE_KEY] = node
     api[rest.BROADCAST_SCHEMA_KEY] = BroadcastSchema(settings.max_broadcast_channels, settings.max_event_name_length)
     api[authenticate.HOST_ACCESS_KEY] = access
@@ -124,6 +142,8 @@ def engine_service(node: Node, db_engine: AsyncEngine | None) -> Callable[[web.A
             raise errors.StartupError(
                 "no app credentials: activate the plugin or set REALTIME_APP_* and REALTIME_API_KEY"
             )
+        for warning in check_secret_lengths(node.settings):  # too short: a StartupError
+            log.warning(warning)
         await node.start()
         runtime.set_local_node(node)
         try:

@@ -3,7 +3,13 @@
 Two callers: the shop's backend with the API key (it vouches for the user, and may name one for the
 host to check), and a storefront page with a shop session cookie (the host says who the user is
 and whether they may join, through its ``identify_user`` and ``authorize_channel`` hooks).
-Session callers are rate-limited per client address.
+
+Session callers are rate-limited after they are identified, so junk cannot lock a real customer out:
+a user the host identifies is limited on its own (per user id), a caller it does not know per client
+address. API-key callers count against the API key's rate (:mod:`~websocket_realtime_engine.web.rest`).
+Whatever is signed is first read as the engine will read it on ``subscribe``/``signin``
+(:func:`~websocket_realtime_engine.admission.parse_member`): a caller gets a 400 rather than a
+client a signature the engine then refuses.
 """
 
 from __future__ import annotations
@@ -15,16 +21,26 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from websocket_realtime_engine import admission, errors
+from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.protocol import auth
 from websocket_realtime_engine.protocol.channels import ChannelType
-from websocket_realtime_engine.ratelimit import TokenBucket
-from websocket_realtime_engine.web.rest import ApiError, client_address, has_api_key, load_body, node_of, ok, read_json
+from websocket_realtime_engine.web.rest import BUCKETS_KEY as BUCKETS_KEY  # app.py makes the state here
+from websocket_realtime_engine.web.rest import (
+    ApiError,
+    client_address,
+    has_api_key,
+    limits_of,
+    load_body,
+    node_of,
+    ok,
+    read_json,
+)
 from websocket_realtime_engine.web.schemas import AuthenticateSchema, UserAuthenticateSchema
 
 User = dict[str, Any]
 AUTHENTICATE_SCHEMA = AuthenticateSchema()
 USER_AUTHENTICATE_SCHEMA = UserAuthenticateSchema()
-MAX_TRACKED_CLIENTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -37,7 +53,6 @@ class HostAccess:
 
 
 HOST_ACCESS_KEY = web.AppKey("realtime.host_access", HostAccess)
-BUCKETS_KEY = web.AppKey("realtime.authenticate_buckets", dict)
 
 
 async def _body(request: web.Request) -> Any:
@@ -53,18 +68,27 @@ async def _body(request: web.Request) -> Any:
 
 
 def _session_user(request: web.Request) -> User:
+    """The host's user for a request without the API key, identified before anything is charged: a
+    known user against its own bucket, an unknown caller against its address's (then 401)."""
     access = request.app[HOST_ACCESS_KEY]
-    buckets: dict[str, TokenBucket] = request.app[BUCKETS_KEY]
-    client = client_address(request)
-    if len(buckets) > MAX_TRACKED_CLIENTS:
-        buckets.clear()
-    bucket = buckets.setdefault(client, TokenBucket(access.requests_per_second, access.requests_per_second * 2))
-    if not bucket.take():
-        raise ApiError(429, "rate_limited", "too many authentication requests; slow down")
     user = access.identify(request)
+    caller = ("address", client_address(request)) if user is None else ("user", str(user.get("id")))
+    rate = access.requests_per_second
+    if not limits_of(request).take(caller, rate):
+        raise ApiError(429, "rate_limited", "too many authentication requests; slow down", retry_after=1 / rate)
     if user is None:
         raise ApiError(401, "unauthorized", "no API key and no shop session")
     return user
+
+
+def _checked_member(settings: Settings, text: str, id_key: str, what: str) -> admission.Member:
+    """``text`` read as ``subscribe``/``signin`` will read it, its errors as 400s."""
+    try:
+        return admission.parse_member(settings, text, id_key, what)
+    except errors.LimitError as exc:
+        raise ApiError(400, "limit_exceeded", exc.message) from None
+    except errors.ProtocolError as exc:
+        raise ApiError(400, "invalid_request", exc.message) from None
 
 
 async def authenticate(request: web.Request) -> web.Response:
@@ -79,29 +103,24 @@ async def authenticate(request: web.Request) -> web.Response:
         raise ApiError(400, "public_channel", f"{channel} is public: subscribe without auth")
     if user is not None and not request.app[HOST_ACCESS_KEY].authorize(user, channel, connection_id):
         raise ApiError(403, "forbidden", f"not allowed to join {channel}")
+    settings = node.settings
     channel_data = None
     if kind is ChannelType.PRESENCE:
         # a vouched-for channel_data, unless a user was named: then the member is that user
-        channel_data = data["channel_data"] if user is None else _member_data(user, data["channel_data"])
+        channel_data = data["channel_data"] if user is None else _member_data(settings, user, data["channel_data"])
         if channel_data is None:
             raise ApiError(400, "invalid_request", "channel_data: required for a presence channel")
-    settings = node.settings
+        _checked_member(settings, channel_data, "user_id", "channel_data")
     signature = auth.make_auth(
         settings.app_key, settings.app_secret, auth.channel_string(connection_id, channel, channel_data)
     )
     return ok({"auth": signature, "channel_data": channel_data} if channel_data else {"auth": signature})
 
 
-def _member_data(user: User | None, given: str | None) -> str:
-    """The presence member of a session user; client-given channel_data must name that same user."""
-    assert user is not None
-    if given is not None:
-        try:
-            claimed = orjson.loads(given).get("user_id")
-        except (orjson.JSONDecodeError, AttributeError):
-            raise ApiError(400, "invalid_request", "channel_data: not a JSON object") from None
-        if str(claimed) != user["id"]:
-            raise ApiError(403, "forbidden", "channel_data names another user")
+def _member_data(settings: Settings, user: User, given: str | None) -> str:
+    """The presence member of a named or session user; a given channel_data must name that same user."""
+    if given is not None and _checked_member(settings, given, "user_id", "channel_data")["user_id"] != str(user["id"]):
+        raise ApiError(403, "forbidden", "channel_data names another user")
     return orjson.dumps({"user_id": user["id"], "user_info": user.get("info") or {}}).decode()
 
 
@@ -118,5 +137,6 @@ async def authenticate_user(request: web.Request) -> web.Response:
         user_data = {"id": user["id"], "user_info": user.get("info") or {}}
     text = orjson.dumps(user_data).decode()
     settings = node.settings
+    _checked_member(settings, text, "id", "user_data")
     signature = auth.make_auth(settings.app_key, settings.app_secret, auth.user_string(data["connection_id"], text))
     return ok({"auth": signature, "user_data": text})

@@ -1,15 +1,21 @@
 """REST API v1: thin handlers that parse, call one node method and serialise.
 
-Errors are ``{"error": {"code", "message"}}`` with the HTTP status (see openapi.yaml). Every route
-but ``/api/v1/openapi.yaml`` and the authenticate routes needs ``Authorization: Bearer <api key>``;
-the authenticate routes also take a shop session (the host says who the user is).
+Errors are ``{"error": {"code", "message"}}`` with the HTTP status (see openapi.yaml), whatever
+went wrong (a bug too: 500 ``internal_error``, logged). Every route but ``/api/v1/openapi.yaml`` and
+the authenticate routes needs ``Authorization: Bearer <api key>``; the authenticate routes also take
+a shop session (the host says who the user is). Requests with the API key are limited to
+``REALTIME_REST_REQUESTS_PER_SECOND`` per node (429 with ``Retry-After`` beyond); bodies to
+``REALTIME_REST_MAX_BODY_BYTES`` (413) and ``REALTIME_MAX_JSON_DEPTH`` levels, with no integer
+beyond 64 bits (400).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +25,13 @@ from marshmallow import Schema, ValidationError
 
 from websocket_realtime_engine import errors
 from websocket_realtime_engine.node import Node
+from websocket_realtime_engine.protocol import jsonlimits
 from websocket_realtime_engine.protocol.channels import ChannelType, check_name
 from websocket_realtime_engine.publication import Publication
+from websocket_realtime_engine.ratelimit import TokenBucket
 from websocket_realtime_engine.web.keys import NODE_KEY
 from websocket_realtime_engine.web.schemas import BroadcastSchema
+from websocket_realtime_engine.web.throttle import THROTTLE_KEY
 
 log = logging.getLogger("realtime.rest")
 OPENAPI = Path(__file__).with_name("openapi.yaml")
@@ -32,18 +41,56 @@ MAX_CURSOR = 64  # characters of the connection list's ``after`` (connection ids
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # built once per application: constructing a marshmallow schema per request cost ~40 us of ~150
 BROADCAST_SCHEMA_KEY = web.AppKey("realtime.broadcast_schema", BroadcastSchema)
+# the API application's rate-limit state: a dict holding its RequestLimits (see limits_of)
+BUCKETS_KEY = web.AppKey("realtime.api_rate_limits", dict)
+MAX_TRACKED_CALLERS = 10_000
 
 
 class ApiError(Exception):
-    """An HTTP error with a machine code and a message."""
+    """An HTTP error with a machine code and a message; ``retry_after`` (seconds) for a 429."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, dumps=_dumps)
+def error_response(status: int, code: str, message: str, retry_after: float | None = None) -> web.Response:
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
+    body = {"error": {"code": code, "message": message}}
+    return web.json_response(body, status=status, dumps=_dumps, headers=headers)
+
+
+class RequestLimits:
+    """One API application's request rates and the errors it answered (``GET /api/v1/status``).
+
+    The API key has one bucket; other callers (the authenticate routes' session callers, by user or
+    by address) have one each, created on first use. Past :data:`MAX_TRACKED_CALLERS` the oldest is
+    forgotten: that only ever gives a caller a full bucket again, never a refusal.
+    """
+
+    def __init__(self, api_key_rate: float) -> None:
+        self.api_key_rate = api_key_rate
+        self.api_key = TokenBucket(api_key_rate, api_key_rate * 2)
+        self.callers: dict[Hashable, TokenBucket] = {}
+        self.errors: Counter[str] = Counter()
+
+    def take(self, caller: Hashable, rate: float) -> bool:
+        """Whether one more request of ``caller`` fits its bucket (``rate`` a second, bursts of twice that)."""
+        bucket = self.callers.get(caller)
+        if bucket is None:
+            if len(self.callers) >= MAX_TRACKED_CALLERS:
+                del self.callers[next(iter(self.callers))]
+            bucket = self.callers[caller] = TokenBucket(rate, rate * 2)
+        return bucket.take()
+
+
+def limits_of(request: web.Request) -> RequestLimits:
+    """The request's API application's :class:`RequestLimits` (made on its first request)."""
+    state: dict[type, RequestLimits] = request.app[BUCKETS_KEY]
+    limits = state.get(RequestLimits)
+    if limits is None:
+        limits = state[RequestLimits] = RequestLimits(node_of(request).settings.rest_requests_per_second)
+    return limits
 
 
 def _dumps(value: Any) -> str:
@@ -81,29 +128,62 @@ def has_api_key(request: web.Request) -> bool:
     return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode())
 
 
+def _admit(request: web.Request) -> None:
+    """The API key (unless the route needs none or takes a session) and its request rate."""
+    if request.path in PUBLIC_PATHS:
+        return
+    if has_api_key(request):
+        limits = limits_of(request)
+        if not limits.api_key.take():
+            rate = limits.api_key_rate
+            message = f"more than {rate:g} requests per second with this API key"
+            raise ApiError(429, "rate_limited", message, retry_after=1 / rate)
+    elif request.path not in SESSION_PATHS:
+        raise ApiError(401, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)")
+
+
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The API sub-application's middleware: check the API key, turn every error into the JSON error form."""
+    """The API sub-application's middleware: check the API key and its rate, turn every error into
+    the JSON error form (and count it, by code, for ``GET /api/v1/status``)."""
     try:
-        if request.path not in PUBLIC_PATHS and request.path not in SESSION_PATHS and not has_api_key(request):
-            raise ApiError(401, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)")
+        _admit(request)
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return _refuse(request, exc.status, exc.code, exc.message, exc.retry_after)
     except errors.UnavailableError as exc:
-        return error_response(503, "unavailable", exc.message)
+        return _refuse(request, 503, "unavailable", exc.message)
+    except jsonlimits.InvalidJsonError as exc:
+        return _refuse(request, 400, "invalid_json", exc.message)
+    except errors.LimitError as exc:
+        return _refuse(request, 400, "limit_exceeded", exc.message)
     except (errors.ProtocolError, errors.ChannelError) as exc:
-        return error_response(400, "invalid_request", exc.message)
+        return _refuse(request, 400, "invalid_request", exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status, "http_error")
-        return error_response(exc.status, code, exc.reason)
+        return _refuse(request, exc.status, code, exc.reason)
+    except OSError:  # the client went away (a reset while reading the body): nobody to answer
+        raise
+    except Exception:
+        log.exception("internal error answering %s %s", request.method, request.path)
+        return _refuse(request, 500, "internal_error", "internal error")
+
+
+def _refuse(
+    request: web.Request, status: int, code: str, message: str, retry_after: float | None = None
+) -> web.Response:
+    limits_of(request).errors[code] += 1
+    return error_response(status, code, message, retry_after)
 
 
 async def read_json(request: web.Request) -> Any:
-    """The body as JSON, refused with 413 past ``REALTIME_REST_MAX_BODY_BYTES``."""
-    limit = node_of(request).settings.rest_max_body_bytes
+    """The body as JSON, refused with 413 past ``REALTIME_REST_MAX_BODY_BYTES`` and with 400 when it is
+    not JSON (``invalid_json``: syntax, not UTF-8), nests deeper than ``REALTIME_MAX_JSON_DEPTH``
+    (``limit_exceeded``) or has an integer beyond 64 bits (``invalid_request``)."""
+    settings = node_of(request).settings
+    limit = settings.rest_max_body_bytes
     if (request.content_length or 0) > limit:
         raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
     body = bytearray()
@@ -111,10 +191,7 @@ async def read_json(request: web.Request) -> Any:
         body += chunk
         if len(body) > limit:
             raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    return jsonlimits.loads(bytes(body), settings.max_json_depth, "the body")
 
 
 def load_body(schema: Schema, value: Any) -> dict[str, Any]:
@@ -124,9 +201,17 @@ def load_body(schema: Schema, value: Any) -> dict[str, Any]:
         loaded: dict[str, Any] = schema.load(value)
         return loaded
     except ValidationError as exc:
-        field, messages = next(iter(exc.normalized_messages().items()))
-        message = messages[0] if isinstance(messages, list) else messages
-        raise ApiError(400, "invalid_request", f"{field}: {message}") from None
+        raise ApiError(400, "invalid_request", _first_message(exc.normalized_messages())) from None
+
+
+def _first_message(messages: Any, path: str = "") -> str:
+    """marshmallow's first message with the path of its field: ``channels.0: Not a valid string.``"""
+    if isinstance(messages, dict) and messages:
+        key, inner = next(iter(messages.items()))
+        return _first_message(inner, f"{path}.{key}" if path else str(key))
+    if isinstance(messages, list) and messages:
+        return _first_message(messages[0], path)
+    return f"{path}: {messages}" if path else str(messages)
 
 
 def _channel(request: web.Request) -> str:
@@ -214,8 +299,13 @@ async def disconnect_user(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    """``GET /api/v1/status``: this node's counters."""
-    return ok(node_of(request).status())
+    """``GET /api/v1/status``: this node's counters, and the errors its API answered, by code."""
+    answer = node_of(request).status()
+    answer["api_errors"] = dict(limits_of(request).errors)
+    throttle = request.config_dict.get(THROTTLE_KEY)  # the connection throttle: refused, timed out
+    if throttle is not None:
+        answer["throttle"] = throttle.stats()
+    return ok(answer)
 
 
 async def openapi(request: web.Request) -> web.FileResponse:

@@ -14,8 +14,10 @@ from websocket_realtime_engine.protocol import native
 from websocket_realtime_engine.protocol.commands import Dialect
 from websocket_realtime_engine.protocol.framing import websocket_text_frame
 from websocket_realtime_engine.session import Session
+from websocket_realtime_engine.web.cors import check_socket_origin
 from websocket_realtime_engine.web.keys import NODE_KEY
 from websocket_realtime_engine.web.rest import client_address
+from websocket_realtime_engine.web.throttle import THROTTLE_KEY
 
 log = logging.getLogger("realtime.socket")
 
@@ -41,6 +43,9 @@ def websocket_closer(ws: web.WebSocketResponse, transport: Any, dialect: Dialect
 
 async def socket_handler(request: web.Request) -> web.WebSocketResponse:
     """``GET /socket``: one native-protocol connection for its whole life."""
+    check_socket_origin(request)  # a page REALTIME_ALLOWED_ORIGINS does not list: 403 before the upgrade
+    # behind a trusted proxy, counted by the client's address: over its limits, 429 before the upgrade
+    request.app[THROTTLE_KEY].check_forwarded(request, client_address(request))
     node = request.app[NODE_KEY]
     settings = node.settings
     ws = web.WebSocketResponse(
@@ -52,13 +57,14 @@ async def socket_handler(request: web.Request) -> web.WebSocketResponse:
     )
     await ws.prepare(request)
     transport: Any = request.transport
-    closer = websocket_closer(ws, transport, native.DIALECT, settings.close_timeout)
+    dialect = native.dialect(settings.max_json_depth)  # one per depth setting, made once
+    closer = websocket_closer(ws, transport, dialect, settings.close_timeout)
     try:
         connection = node.open_connection(transport, closer, NATIVE_WEBSOCKET, client_address(request))
     except errors.ConnectionRefused as exc:
         await ws.close(code=native.close_code(exc.reason), message=exc.message.encode())
         return ws
-    session = Session(node, connection, native.DIALECT)
+    session = Session(node, connection, dialect)
     session.hello()
     try:
         async for message in ws:
