@@ -29,6 +29,9 @@ class TokenBucket:
         return True
 
 
+MAX_PAUSE = 0.5  # seconds a flooding connection goes unread at most, at a time
+
+
 class Verdict(enum.Enum):
     """What to do with one inbound frame."""
 
@@ -43,12 +46,13 @@ class FloodGuard:
     twice that). Over it, frames are dropped with one error per second; a client that stays over it
     (no second without a dropped frame) for ``close_after`` seconds is to be closed."""
 
-    __slots__ = ("bucket", "close_after", "_streak_from", "_dropped_at", "_warned_at")
+    __slots__ = ("bucket", "close_after", "_streak_from", "_dropped_at", "_warned_at", "_pause")
 
     def __init__(self, rate: float, close_after: float) -> None:
         self.bucket = TokenBucket(rate, rate * 2)
         self.close_after = close_after
         self._streak_from = self._dropped_at = self._warned_at = -math.inf
+        self._pause = 0.0
 
     def check(self) -> Verdict:
         if self.bucket.take():
@@ -56,6 +60,7 @@ class FloodGuard:
         now = time.monotonic()
         if now - self._dropped_at > 1.0:  # a second without a dropped frame ends a streak
             self._streak_from = now
+            self._pause = 0.0
         self._dropped_at = now
         if now - self._streak_from >= self.close_after:
             return Verdict.CLOSE
@@ -63,6 +68,13 @@ class FloodGuard:
             self._warned_at = now
             return Verdict.WARN
         return Verdict.DROP
+
+    def pause(self) -> float:
+        """Seconds to read nothing more from the connection after a dropped frame: one frame's time at first,
+        doubling while the streak goes on, at most ``MAX_PAUSE`` (under a second, so the streak, and
+        the way to ``close_after``, goes on too)."""
+        self._pause = min(MAX_PAUSE, self._pause * 2 if self._pause else 1.0 / self.bucket.rate)
+        return self._pause
 
 
 class Drops:

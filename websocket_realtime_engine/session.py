@@ -56,8 +56,12 @@ class Session:
         connection = self.connection
         if not connection.is_open:  # being closed (evicted, disconnected): what it still sends is ignored
             return
-        if not self.admit():
-            return
+        if self.admit():
+            await self.process(text)
+
+    async def process(self, text: str | bytes) -> None:
+        """One text message already admitted by :meth:`admit`: a reply or an error queued out."""
+        connection = self.connection
         try:
             command = self.dialect.parse(text)
         except FrameError as exc:

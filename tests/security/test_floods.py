@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -55,7 +54,10 @@ async def flood_beside_a_bystander(engine: Engine, send: Flood, seconds: float) 
     """Flood for ``seconds`` while 50 publications go to a bystander; what the flooder received."""
     bystander = await engine.connect()
     await bystander.subscribe("orders")
-    flooder = await engine.connect()
+    # its close waits behind what it queued (the node reads it at the frame rate): do not wait long
+    ws = await engine.session.ws_connect(engine.url("/socket"), timeout=aiohttp.ClientWSTimeout(ws_close=0.5))
+    flooder = Client(ws)
+    await flooder.expect("connected")
     received: list[aiohttp.WSMessage] = []
     reader = asyncio.create_task(drain(flooder.ws, received))
 
@@ -64,19 +66,23 @@ async def flood_beside_a_bystander(engine: Engine, send: Flood, seconds: float) 
             await engine.node.publish(["orders"], "tick", {"n": number})
             await asyncio.sleep(seconds / 60)
 
-    publisher = asyncio.create_task(publish())
-    deadline = time.monotonic() + seconds
-    with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionError):
-        while time.monotonic() < deadline and not flooder.ws.closed:
-            for _ in range(50):
+    async def flood() -> None:  # its sends block once TCP holds it back; the node closing it ends it
+        with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionError):
+            while not flooder.ws.closed:
                 await send(flooder.ws)
-            await asyncio.sleep(0)
+
+    publisher = asyncio.create_task(publish())
+    flooding = asyncio.create_task(flood())
+    await asyncio.sleep(seconds)
+    flooding.cancel()
+    await asyncio.gather(flooding, return_exceptions=True)
     await publisher
     ticks = [await bystander.expect("tick") for _ in range(50)]
     assert [tick["data"]["n"] for tick in ticks] == list(range(50)), "every publication, in order"
     await asyncio.sleep(0.3)
     reader.cancel()
     await asyncio.gather(reader, return_exceptions=True)
+    await flooder.ws.close()
     return received, bystander
 
 

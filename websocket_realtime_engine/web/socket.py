@@ -68,11 +68,14 @@ async def socket_handler(request: web.Request) -> web.WebSocketResponse:
     session.hello()
     try:
         async for message in ws:
+            if not session.admit():  # every frame counts, whatever its kind
+                # over the rate: read nothing for a while; aiohttp's queue fills, it stops reading the
+                # socket, and TCP holds the flooder back instead of the node dropping each frame
+                await asyncio.sleep(connection.flood.pause())
+                continue
             kind = message.type
             if kind is WSMsgType.TEXT:
-                await session.receive(message.data)  # counted against the frame rate there
-            elif not session.admit():
-                continue
+                await session.process(message.data)
             elif kind is WSMsgType.BINARY:
                 session.refuse_binary()
             elif kind is WSMsgType.PING:
