@@ -11,6 +11,7 @@ and knows nothing of aiohttp.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import secrets
@@ -85,6 +86,9 @@ class Node:
         self.started_at = time.time()
         self.published = 0
         self.slow_consumers = 0
+        self.frames_dropped = 0  # over a connection's frame rate
+        self.flooding_closed = 0  # connections closed with CloseReason.FLOODING
+        self.client_errors: collections.Counter[str] = collections.Counter()  # error frames sent, by name
         self.accepting = True
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscribing: dict[str, asyncio.Task[None]] = {}  # broker subscriptions under way
@@ -492,5 +496,9 @@ class Node:
             "published": self.published,
             "slow_consumers": self.slow_consumers,
             "hook_events_dropped": self.events.dropped,
+            "hook_queue_bytes": self.events.queued_bytes,
+            "frames_dropped": self.frames_dropped,
+            "flooding_closed": self.flooding_closed,
+            "client_errors": dict(self.client_errors),
             "recorder": self.recorder.stats(),
         }

@@ -87,12 +87,14 @@ class Session:
         verdict = self.connection.flood.check()
         if verdict is Verdict.ADMIT:
             return True
+        self.node.frames_dropped += 1
         settings = self.node.settings
         if verdict is Verdict.WARN:
             limit = settings.client_frames_per_second
             self.error(errors.RateLimitError(f"more than {limit:g} frames per second: frames are dropped"))
         elif verdict is Verdict.CLOSE and self.connection.is_open:
             log.warning("closing a flooding connection", extra={"connection_id": self.connection.id})
+            self.node.flooding_closed += 1
             self.node.spawn(self.node.close_connection(self.connection, errors.CloseReason.FLOODING))
         return False
 
@@ -135,4 +137,5 @@ class Session:
 
     def error(self, error: errors.RealtimeError, request_id: RequestId = None, channel: str | None = None) -> None:
         """Queue an error message; the connection stays open."""
+        self.node.client_errors[error.name] += 1
         self.node.send(self.connection, self.dialect.encode_error(error, request_id, channel))

@@ -104,6 +104,9 @@ async def test_a_flood_that_goes_on_is_closed_with_its_code(engine_factory: Engi
     closes = [m for m in received if m.type is aiohttp.WSMsgType.CLOSE]
     assert closes and closes[0].data == 4102, received[-3:]
     assert engine.node.connections.keys() == {bystander.connection_id}
+    status, body = await engine.api("GET", "/api/v1/status")
+    assert status == 200 and body["flooding_closed"] == 1 and body["frames_dropped"] > 0
+    assert body["client_errors"]["rate_limited"] >= 1
     assert (await bystander.request({"event": "ping"}))["event"] == "pong"
 
 
