@@ -28,6 +28,10 @@ async def binary(ws: aiohttp.ClientWebSocketResponse) -> None:
     await ws.send_bytes(b"\x00\x01binary")
 
 
+async def client_message(ws: aiohttp.ClientWebSocketResponse) -> None:
+    await ws.send_str('{"event":"message","channel":"private-chat","data":{"spam":true}}')
+
+
 async def junk(ws: aiohttp.ClientWebSocketResponse) -> None:
     await ws.send_str("{not json")
 
@@ -36,6 +40,7 @@ FLOODS = [
     pytest.param(native_ping, id="native-pings"),
     pytest.param(websocket_ping, id="websocket-pings"),
     pytest.param(binary, id="binary-frames"),
+    pytest.param(client_message, id="client-messages"),
     pytest.param(junk, id="junk-text"),
 ]
 
