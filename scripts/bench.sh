@@ -25,7 +25,7 @@ venv="${BENCH_VENV:-$HOME/.cache/wsbench-venv}"
 results="$root/bench-results"
 out="${BENCH_OUT:-$results/engine-vs-ceiling.jsonl}"
 var_dir="$results/var"
-api_key="${BENCH_API_KEY:-bench-api-key}"
+api_key="${BENCH_API_KEY:-bench-api-key-not-a-secret-0123456789}"  # 32+ characters: shorter keys are refused
 database_url="${BENCH_DATABASE_URL:-sqlite:///$var_dir/shopologic.db}"
 
 if [[ -z "$bench_dir" || ! -f "$bench_dir/run_bench.py" ]]; then

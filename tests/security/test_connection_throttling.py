@@ -345,6 +345,20 @@ async def test_an_idle_kept_alive_http_connection_is_closed_after_the_timeout(ga
     assert counters["idle_closed"] == 1 and counters["timed_out"] == 0
 
 
+async def test_a_request_that_came_in_time_is_served_though_the_node_was_busy_past_its_timeout(gated: Any) -> None:
+    engine = await gated(handshake_timeout=1.0)
+    reader, writer = await raw_connection("127.0.0.2", engine.port)
+    for blocked in (0.0, 1.6):
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        time.sleep(blocked)  # the node's event loop (this test's too) is busy past the request's deadline
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+        assert head.startswith(b"HTTP/1.1 200 OK"), head
+        await reader.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+    writer.close()
+    assert (await engine.status())["throttle"]["timed_out"] == 0
+
+
 # -- a handshake that never completes ----------------------------------------------------------------------
 
 

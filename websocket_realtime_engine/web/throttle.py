@@ -52,6 +52,8 @@ LINGER = 1.0
 # seconds between two log lines about refused connections
 LOG_INTERVAL = 10.0
 REASONS = {408: "Request Timeout", 429: "Too Many Requests", 503: "Service Unavailable"}
+LATE = 1.0  # seconds a timeout timer may run late before the node counts as busy (not the client slow)
+GRACE = 1.0  # seconds more a request gets when its timeout came while the node was busy
 
 
 @dataclass(frozen=True)
@@ -356,7 +358,14 @@ class GatedConnection(asyncio.Protocol):
         elif state is not State.WAITING:
             return
         loop = asyncio.get_running_loop()
-        if loop.time() < self.deadline:
+        now = loop.time()
+        if now < self.deadline:
+            self.timer = loop.call_at(self.deadline, self._expire)
+            return
+        if state is State.WAITING and (self._head_waiting() or now - self.deadline > LATE):
+            # a complete request waits for its handler, or this timer ran late: the node was busy,
+            # not the client slow; the client gets the time the busy node took from it
+            self.deadline = now + GRACE
             self.timer = loop.call_at(self.deadline, self._expire)
             return
         idle = state is State.WAITING and self.served_before and not self.received
@@ -371,6 +380,10 @@ class GatedConnection(asyncio.Protocol):
         if not self.responded:  # a body that does not come: its handler is waiting for it
             self.transport.write(refusal.raw())
         self._close()  # (the handler ends with the connection; what it writes now is dropped)
+
+    def _head_waiting(self) -> bool:
+        """Whether aiohttp has parsed a complete request head that no handler has taken yet."""
+        return bool(getattr(self.inner, "_messages", None))  # RequestHandler's queue of parsed requests
 
     def _close(self) -> None:
         self.state = State.CLOSING
