@@ -26,8 +26,8 @@ Pinning (2 CPUs): every node on ``--node-cpus`` (default CPU 0), redis-server an
 one core for the engine: the two nodes share it, as the one node has it alone.
 
 The nodes run as scripts/bench.sh runs the engine: ``REALTIME_WRITE_BUFFER_LIMIT=67108864``,
-``REALTIME_MAX_CONNECTIONS=20000``, ``REALTIME_API_KEY=bench-api-key-not-a-secret-0123456789``, a var folder of their own
-(``bench-results/cluster-var``, plugin activated there) with a SQLite database shared by the nodes,
+``REALTIME_MAX_CONNECTIONS=20000``, ``REALTIME_API_KEY=bench-api-key-not-a-secret-0123456789``, a var
+folder of their own (``bench-results/cluster-var``, plugin activated there) with a SQLite database shared by the nodes,
 and the write-behind recorder on (the default; it cannot be switched off).
 
 Results: one JSON line per measurement appended to ``--out`` (``bench-results/cluster.jsonl``), node

@@ -60,7 +60,8 @@ class Settings:
     max_http_connections: int = 1_000  # per node: connections that are not (yet) WebSockets
     max_connections_per_address: int = 100  # open at once per client address (loopback excepted)
     connection_rate_per_address: float = 10.0  # new connections a second per address, bursts of the above
-    handshake_timeout: float = 5.0  # seconds to complete a request's head (the handshake); idle HTTP after a response
+    handshake_timeout: float = 5.0  # seconds to complete a request (head and body), from its first byte or the accept
+    keepalive_timeout: float = 75.0  # seconds a kept-alive HTTP connection may idle after a response (nginx's default)
     throttle_loopback: bool = False  # limit loopback addresses per address too (tests)
     throttle_exempt: tuple[str, ...] = ()  # addresses never limited per address (the shop's servers)
     max_frame_bytes: int = 64 * 1024
@@ -207,6 +208,7 @@ def _check(settings: Settings) -> None:
         "max_connections_per_address",
         "connection_rate_per_address",
         "handshake_timeout",
+        "keepalive_timeout",
         "max_frame_bytes",
         "max_channels_per_connection",
         "max_presence_members",

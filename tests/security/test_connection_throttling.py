@@ -327,7 +327,7 @@ async def test_a_body_that_does_not_come_is_timed_out_too(gated: Any) -> None:
 
 
 async def test_an_idle_kept_alive_http_connection_is_closed_after_the_timeout(gated: Any) -> None:
-    engine = await gated(handshake_timeout=1.0)
+    engine = await gated(handshake_timeout=1.0, keepalive_timeout=1.0)
     async with Witness(engine):
         reader, writer = await raw_connection("127.0.0.2", engine.port)
         for _ in range(3):  # requests within the timeout of each other are served on the one connection

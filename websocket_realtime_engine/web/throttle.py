@@ -101,6 +101,7 @@ class ConnectionThrottle:
 
     def __init__(self, settings: Settings) -> None:
         self.timeout = settings.handshake_timeout
+        self.keepalive = settings.keepalive_timeout
         self.max_http = settings.max_http_connections
         self.loopback_limited = settings.throttle_loopback
         self.trusted_proxies = frozenset(settings.trusted_proxies)
@@ -298,8 +299,10 @@ class GatedConnection(asyncio.Protocol):
         state = self.state
         if state is State.CLOSING:
             return  # read and dropped: closing with unread data would reset the answer away
-        if state is State.WAITING:
+        if state is State.WAITING and not self.received:
             self.received = True
+            if self.served_before:  # a new request on a kept-alive connection: timed from its first byte
+                self._time_request(self.throttle.timeout)
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -344,8 +347,16 @@ class GatedConnection(asyncio.Protocol):
     def _wait_for_request(self) -> None:
         self.state = State.WAITING
         self.received = False
+        # the first request must come within the timeout; after a response, the connection may idle
+        self._time_request(self.throttle.keepalive if self.served_before else self.throttle.timeout)
+
+    def _time_request(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
-        self.deadline = loop.time() + self.throttle.timeout
+        deadline = loop.time() + seconds
+        if self.timer is not None and deadline < self.deadline:  # sooner than the timer: set it again
+            self.timer.cancel()
+            self.timer = None
+        self.deadline = deadline
         if self.timer is None:  # else the pending timer moves itself on to the new deadline
             self.timer = loop.call_at(self.deadline, self._expire)
 
