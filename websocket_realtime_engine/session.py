@@ -53,15 +53,14 @@ class Session:
 
     async def receive(self, text: str | bytes) -> None:
         """One text message in; a reply or an error queued out. Never raises."""
-        connection = self.connection
-        if not connection.is_open:  # being closed (evicted, disconnected): what it still sends is ignored
-            return
         if self.admit():
             await self.process(text)
 
     async def process(self, text: str | bytes) -> None:
         """One text message already admitted by :meth:`admit`: a reply or an error queued out."""
         connection = self.connection
+        if not connection.is_open:  # being closed (evicted, disconnected): what it still sends is ignored
+            return
         try:
             command = self.dialect.parse(text)
         except FrameError as exc:
