@@ -7,11 +7,13 @@ Every order and product hook call is checked against these schemas before any im
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from babel.numbers import get_currency_precision
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled", "refunded")
 ID = validate.Length(min=1, max=64)
@@ -37,11 +39,42 @@ class StringId(fields.String):
         return str(super()._deserialize(value, attr, data, **kwargs))
 
 
-class Money(fields.Decimal):
-    """A non-negative amount, serialised as a decimal string (never a float)."""
+AMOUNT = re.compile(r"[0-9]{1,15}(\.[0-9]{1,6})?")  # digits, a point, at most six decimals: no sign, no exponent
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(places=2, as_string=True, validate=validate.Range(min=0), **kwargs)
+
+class Money(fields.Field):
+    """A non-negative amount of money, kept exactly as given: a decimal string (``"19.90"``), an
+    integer, or a JSON number (its shortest form, ``19.9``). Never rounded: the schema refuses more
+    decimals than the currency has (:func:`check_decimals`)."""
+
+    default_error_messages = {  # noqa: RUF012 - marshmallow's own convention
+        "invalid": 'not an amount: give a decimal string such as "19.90" (digits and at most one point)',
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.make_error("invalid")
+        text = repr(value) if isinstance(value, float) else str(value)
+        if not AMOUNT.fullmatch(text):
+            raise self.make_error("invalid")
+        return text
+
+
+def decimals_allowed(currency: str) -> int:
+    """How many decimals the currency's amounts may have (ISO 4217 through CLDR: EUR 2, JPY 0, KWD 3)."""
+    return int(get_currency_precision(currency))
+
+
+def check_decimals(amounts: Mapping[str, Any], currency: str) -> None:
+    """Refuse each amount (by field path) with more decimals than ``currency`` allows: never rounded."""
+    allowed = decimals_allowed(currency)
+    errors = {
+        path: [f"{amount} has more decimals than {currency} allows ({allowed}); amounts are never rounded"]
+        for path, amount in amounts.items()
+        if isinstance(amount, str) and len(amount.partition(".")[2]) > allowed
+    }
+    if errors:
+        raise ValidationError(errors)
 
 
 class AddressSchema(Schema):
@@ -84,6 +117,13 @@ class OrderSchema(Schema):
     created_at = fields.DateTime(allow_none=True, load_default=None, format="iso")
     updated_at = fields.DateTime(allow_none=True, load_default=None, format="iso")
 
+    @validates_schema
+    def _amounts_fit_the_currency(self, order: dict[str, Any], **kwargs: Any) -> None:
+        amounts = {"total": order.get("total")}
+        for number, item in enumerate(order.get("items") or ()):
+            amounts[f"items.{number}.price"] = item.get("price")
+        check_decimals(amounts, order.get("currency", "EUR"))
+
 
 class ProductSchema(Schema):
     """A product of the catalogue."""
@@ -98,6 +138,10 @@ class ProductSchema(Schema):
     currency = fields.String(load_default="EUR", validate=validate.Regexp(r"^[A-Z]{3}$"))
     stock = fields.Integer(strict=True, validate=STOCK)
 
+    @validates_schema
+    def _price_fits_the_currency(self, product: dict[str, Any], **kwargs: Any) -> None:
+        check_decimals({"price": product.get("price")}, product.get("currency", "EUR"))
+
 
 def _changes() -> fields.List:
     return fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list)
@@ -105,6 +149,16 @@ def _changes() -> fields.List:
 
 def _call_schema(name: str, **extra: fields.Field) -> type[Schema]:
     return Schema.from_dict(extra, name=name)
+
+
+class ProductPriceChanged(Schema):
+    product = fields.Nested(ProductSchema, required=True)
+    previous_price = Money(required=True)
+
+    @validates_schema
+    def _previous_price_fits_the_currency(self, call: dict[str, Any], **kwargs: Any) -> None:
+        currency = (call.get("product") or {}).get("currency", "EUR")
+        check_decimals({"previous_price": call.get("previous_price")}, currency)
 
 
 HOOK_SCHEMAS: dict[str, type[Schema]] = {
@@ -129,9 +183,7 @@ HOOK_SCHEMAS: dict[str, type[Schema]] = {
         product=fields.Nested(ProductSchema, required=True),
         previous_stock=fields.Integer(required=True, strict=True, validate=STOCK),
     ),
-    "product_price_changed": _call_schema(
-        "ProductPriceChanged", product=fields.Nested(ProductSchema, required=True), previous_price=Money(required=True)
-    ),
+    "product_price_changed": ProductPriceChanged,
 }
 
 # The event names ``emit`` and the docs use, mapped to their hooks.

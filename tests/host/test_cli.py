@@ -26,7 +26,7 @@ from websocket_realtime_engine import PLUGIN_NAME
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 EMITTER = "order-emitter"
 ORDER = (
-    '{"order": {"id": 1001, "number": "SO-1001", "status": "paid", "total": "59.8", "customer_id": 7, '
+    '{"order": {"id": 1001, "number": "SO-1001", "status": "paid", "total": "59.80", "customer_id": 7, '
     '"email": "ann@example.com", '
     '"items": [{"product_id": 3, "name": "Mug", "quantity": 2, "price": "29.90"}]}}'
 )

@@ -157,11 +157,11 @@ def test_a_valid_order_reaches_implementations_cleaned(platform: Platform, recor
                 "order": {
                     "id": "1001",
                     "status": "paid",
-                    "total": "59.80",
+                    "total": "59.8",  # kept as given, never re-formatted
                     "currency": "EUR",
                     "customer_id": "7",
                     "email": "ann@example.com",
-                    "items": [{"product_id": "3", "name": "Mug", "quantity": 2, "price": "29.90"}],
+                    "items": [{"product_id": "3", "name": "Mug", "quantity": 2, "price": "29.9"}],
                     "shipping_address": None,
                     "created_at": "2026-01-02T03:04:05+00:00",
                     "updated_at": None,
@@ -188,7 +188,7 @@ def test_a_valid_product_event_is_cleaned(platform: Platform, recorder: EventRec
         (
             "product_stock_changed",
             {
-                "product": {"id": "12", "sku": None, "name": "Mug", "price": "3.00", "currency": "EUR", "stock": 2},
+                "product": {"id": "12", "sku": None, "name": "Mug", "price": "3", "currency": "EUR", "stock": 2},
                 "previous_stock": 4,
             },
         ),
@@ -199,11 +199,11 @@ def test_a_valid_product_event_is_cleaned(platform: Platform, recorder: EventRec
                     "id": "p-1",
                     "sku": "MUG-1",
                     "name": "Mug",
-                    "price": "31.00",
+                    "price": "31",
                     "currency": "EUR",
                     "stock": 5,
                 },
-                "previous_price": "29.90",
+                "previous_price": "29.9",
             },
         ),
     ]
@@ -212,3 +212,51 @@ def test_a_valid_product_event_is_cleaned(platform: Platform, recorder: EventRec
 def test_hooks_that_are_not_shop_events_are_not_validated(platform: Platform) -> None:
     # plugin_migrations takes no payload schema: the monitor lets it through untouched
     assert platform.hook.plugin_migrations(script_location=Path("migrations"), platform=platform) == []
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "kept"),
+    [
+        ("EUR", "0.1234", None),
+        ("EUR", "19.90", "19.90"),
+        ("JPY", "100.5", None),
+        ("JPY", 100, "100"),
+        ("KWD", "1.234", "1.234"),
+    ],
+)
+def test_amounts_are_kept_as_given_or_refused_never_rounded(
+    platform: Platform, recorder: EventRecorder, currency: str, amount: Any, kept: str | None
+) -> None:
+    emitted = {"id": 1, "status": "paid", "total": amount, "currency": currency}
+    if kept is None:
+        with pytest.raises(InvalidEventError) as caught:
+            platform.hook.order_created(order=emitted)
+        assert caught.value.errors == {
+            "order": {
+                "total": [
+                    f"{amount} has more decimals than {currency} allows ({0 if currency == 'JPY' else 2});"
+                    " amounts are never rounded"
+                ]
+            }
+        }
+        assert recorder.calls == []
+    else:
+        platform.hook.order_created(order=emitted)
+        assert recorder.calls[0][1]["order"]["total"] == kept
+
+
+def test_an_item_price_and_a_previous_price_follow_their_currency(platform: Platform) -> None:
+    with pytest.raises(InvalidEventError) as caught:
+        platform.hook.order_created(
+            order={
+                "id": 1,
+                "status": "paid",
+                "total": "5",
+                "currency": "JPY",
+                "items": [{"product_id": 1, "name": "Tea", "quantity": 1, "price": "4.5"}],
+            }
+        )
+    assert list(caught.value.errors["order"]) == ["items.0.price"]
+    with pytest.raises(InvalidEventError) as caught:
+        platform.hook.product_price_changed(product=product(price="31"), previous_price="29.999")
+    assert list(caught.value.errors) == ["previous_price"]

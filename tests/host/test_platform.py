@@ -200,7 +200,7 @@ async def test_an_order_event_from_a_second_plugin_reaches_a_subscriber(
             "id": 1001,
             "number": "SO-1001",
             "status": "paid",
-            "total": "59.8",
+            "total": "59.80",
             "customer_id": 7,
             "email": "ann@example.com",
             "items": [{"product_id": 3, "name": "Mug", "quantity": 2, "price": "29.90"}],
