@@ -2,7 +2,8 @@
 
 Public channels carry no personal data: ``orders`` gets an order's id, number, status and totals;
 the full order goes to ``private-admin.orders`` and to its customer's ``private-customer.{id}``.
-Product events go to ``products`` and ``product.{id}``.
+Product events go to ``products`` and ``product.{id}``. Ids name channels through
+:func:`~websocket_realtime_engine.protocol.channels.channel_id`, so every id has its channel.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from typing import Any
 from shopologic.contracts import PluginError
 from shopologic.hookspecs import hookimpl
 from websocket_realtime_engine import client, runtime
-from websocket_realtime_engine.errors import ChannelError
-from websocket_realtime_engine.protocol.channels import check_name
+from websocket_realtime_engine.protocol.channels import channel_id
 
 from .state import STATE
 
@@ -41,18 +41,12 @@ def order_broadcasts(event: str, order: dict[str, Any], **extra: Any) -> list[Br
     ]
     customer_id = order.get("customer_id")
     if customer_id:
-        channel = f"private-customer.{customer_id}"
-        try:  # a separate broadcast: a customer id unfit for a channel name costs the admins nothing
-            broadcasts.append(([check_name(channel)], event, full))
-        except ChannelError:
-            log.warning(
-                "order %s: customer id %r cannot name a channel; not sent to the customer", order["id"], customer_id
-            )
+        broadcasts.append(([f"private-customer.{channel_id(customer_id)}"], event, full))
     return broadcasts
 
 
 def product_broadcasts(event: str, product: dict[str, Any], **extra: Any) -> list[Broadcast]:
-    return [(["products", f"product.{product['id']}"], event, {"product": product, **extra})]
+    return [(["products", f"product.{channel_id(product['id'])}"], event, {"product": product, **extra})]
 
 
 async def _publish_local(broadcasts: Iterable[Broadcast]) -> None:

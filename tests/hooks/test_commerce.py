@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from shopologic.platform import Platform, await_all
 from tests.conftest import engine_hook_module
 from websocket_realtime_engine import PLUGIN_NAME
 from websocket_realtime_engine.protocol import auth
+from websocket_realtime_engine.protocol.channels import channel_id, check_name
 from websocket_realtime_engine.web.app import NODE_KEY
 
 commerce = engine_hook_module("hooks/commerce.py")
@@ -54,8 +56,29 @@ def test_order_events_go_to_the_three_channels() -> None:
     assert customer[0] == ["private-customer.7"] and customer[2] == admin[2]
     anonymous = order_broadcasts("order.created", {**order, "customer_id": None})
     assert [channels for channels, _, _ in anonymous] == [["orders"], ["private-admin.orders"]]
-    unfit = order_broadcasts("order.created", {**order, "customer_id": "c 7"})
-    assert [channels for channels, _, _ in unfit] == [["orders"], ["private-admin.orders"]]
+    odd = order_broadcasts("order.created", {**order, "customer_id": "c 7"})  # a space: hashed
+    digest = hashlib.sha256(b"c 7").hexdigest()[:40]
+    assert [channels for channels, _, _ in odd] == [
+        ["orders"],
+        ["private-admin.orders"],
+        [f"private-customer.={digest}"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ("p-1", "p-1"),
+        ("a b", "=" + hashlib.sha256(b"a b").hexdigest()[:40]),
+        ("x" * 64, "x" * 64),
+        ("x" * 65, "=" + hashlib.sha256(b"x" * 65).hexdigest()[:40]),
+        ("a=b", "=" + hashlib.sha256(b"a=b").hexdigest()[:40]),  # "=" is the hashed form's mark
+        ("Küche/7", "=" + hashlib.sha256("Küche/7".encode()).hexdigest()[:40]),
+    ],
+)
+def test_every_id_names_a_valid_channel(given: str, named: str) -> None:
+    assert channel_id(given) == named
+    assert check_name(f"private-customer.{channel_id(given)}")
 
 
 @pytest.fixture
@@ -120,6 +143,20 @@ async def test_a_storefront_sees_its_order_move_from_pending_to_shipped(
         }
         with pytest.raises(TimeoutError):
             await other_customer.receive(timeout=0.3)
+
+
+async def test_a_product_whose_id_is_no_channel_name_reaches_both_channels_in_process(
+    platform_server: tuple[Platform, TestServer],
+) -> None:
+    platform, server = platform_server
+    async with aiohttp.ClientSession() as session:
+        page = await _subscriber(session, server, f"product.{channel_id('mug 7/blue')}", private=False)
+        listing = await _subscriber(session, server, "products", private=False)
+        product = {"id": "mug 7/blue", "name": "Mug", "price": "29.95", "stock": 3}
+        await await_all(platform.hook.product_stock_changed(product=product, previous_stock=4))
+        for ws in (page, listing):
+            frame = orjson.loads((await ws.receive(timeout=3)).data)
+            assert frame["event"] == "product.stock_changed" and frame["data"]["product"]["id"] == "mug 7/blue"
 
 
 async def test_product_events_reach_product_pages(platform_server: tuple[Platform, TestServer]) -> None:

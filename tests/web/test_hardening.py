@@ -635,3 +635,24 @@ def test_settings_that_would_break_the_engine_are_refused(env: dict[str, str], t
 
     with pytest.raises(SettingsError, match=next(iter(env))):
         load_settings(environ=env, config_file=tmp_path / "none.toml")
+
+
+async def test_a_product_whose_id_is_no_channel_name_reaches_both_channels_over_rest(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import engine_hook_module
+    from websocket_realtime_engine import runtime
+    from websocket_realtime_engine.protocol.channels import channel_id
+
+    commerce = engine_hook_module("hooks/commerce.py")
+    state = engine_hook_module("hooks/state.py").STATE
+    page, listing = await engine.connect(), await engine.connect()
+    await page.subscribe(f"product.{channel_id('mug 7/blue')}")
+    await listing.subscribe("products")
+    monkeypatch.setattr(runtime, "_local", None)  # as in `emit`: no node in this process
+    monkeypatch.setattr(state, "_settings", make_settings(engine_url=engine.url("").rstrip("/")))
+    product = {"id": "mug 7/blue", "name": "Mug", "price": "29.95", "stock": 3}
+    await asyncio.to_thread(commerce.publish, commerce.product_broadcasts("product.created", product))
+    for client in (page, listing):
+        frame = await client.expect("product.created")
+        assert frame["data"]["product"]["id"] == "mug 7/blue"

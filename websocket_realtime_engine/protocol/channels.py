@@ -7,6 +7,7 @@ Its type comes from its prefix (``private-``, ``presence-``) or from configured 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -33,6 +34,22 @@ def check_name(name: object) -> str:
     if NAME_PATTERN.fullmatch(name) is None:
         raise ChannelError("channel name may only contain letters, digits and -_=@,.;:")
     return name
+
+
+ID_PATTERN = re.compile(r"[-a-zA-Z0-9_@,.;:]{1,64}")  # the name characters but ``=``
+
+
+def channel_id(value: str) -> str:
+    """An id (a product's, a customer's) as it appears in a channel name (``product.{id}``).
+
+    An id of at most 64 name characters other than ``=`` is used as it is; any other id (a space, a
+    slash, a letter outside ASCII, too long) becomes ``=`` and the first 40 hex digits of the SHA-256
+    of its UTF-8 bytes. The two forms cannot meet (only the second has ``=``), so no two ids share a
+    channel; a page computes the same name from the same id.
+    """
+    if ID_PATTERN.fullmatch(value):
+        return value
+    return "=" + hashlib.sha256(value.encode()).hexdigest()[:40]
 
 
 def matches(name: str, patterns: tuple[str, ...]) -> bool:
