@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import functools
 import sys
 import time
@@ -86,9 +87,11 @@ def register_commands(subparsers: argparse._SubParsersAction[Any], platform: Plu
     )
     _add_cluster_options(cluster)
     cluster.set_defaults(handler=_user_errors(cmd_setup_cluster))
-    websocket.add_parser("status", help="nodes, connections and channels of the running engine").set_defaults(
-        handler=_user_errors(cmd_status)
+    status = websocket.add_parser("status", help="nodes, connections and channels of the running engine")
+    status.add_argument(
+        "--url", help="the node to ask, e.g. https://node-2.example:8443 (default: REALTIME_ENGINE_URL, else this host)"
     )
+    status.set_defaults(handler=_user_errors(cmd_status))
     websocket.add_parser("credentials", help="print the app id, key, secret and API key").set_defaults(
         handler=_user_errors(cmd_credentials)
     )
@@ -304,8 +307,12 @@ def _toml_value(value: Any) -> str:
 
 
 async def cmd_status(platform: PluginHost, args: argparse.Namespace) -> int:
-    """Ask the running engine (REST) for its nodes, connections and channels."""
+    """Ask the running engine (REST) for its nodes, connections and channels (``--url``: which node)."""
     settings = _settings(platform)
+    if args.url:
+        if not args.url.startswith(("http://", "https://")):
+            raise SettingsError(f"--url: {args.url!r} is not an http:// or https:// URL")
+        settings = dataclasses.replace(settings, engine_url=args.url.rstrip("/"))
     status = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/status")
     channels = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/channels")
     nodes = await asyncio.to_thread(client.request, settings, "GET", "/api/v1/nodes")

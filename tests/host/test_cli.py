@@ -286,6 +286,14 @@ def test_websocket_status_with_no_engine_is_one_line(cli: Cli) -> None:
     assert_one_line_error(result, f"no realtime engine answers at http://127.0.0.1:{port}")
 
 
+def test_websocket_status_asks_the_node_url_names(cli: Cli, start_server: ServerFactory) -> None:
+    server = start_server("websocket", "start")
+    elsewhere = {"REALTIME_PORT": str(free_port())}  # the settings point at no node: --url wins
+    result = cli("websocket", "status", "--url", f"http://127.0.0.1:{server.port}/", env=elsewhere)
+    assert assert_ok(result).startswith("node ") and f" at http://127.0.0.1:{server.port}: " in result.stdout
+    assert_one_line_error(cli("websocket", "status", "--url", "ftp://x", env=elsewhere), "--url", "not an http")
+
+
 # -- websocket setup-cluster, credentials -----------------------------------------------------------
 
 
