@@ -11,6 +11,8 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import pytest
 import redis.asyncio as redis
@@ -28,6 +30,7 @@ from websocket_realtime_engine.registry.cluster_redis import RedisClusterState
 from websocket_realtime_engine.registry.memory import MemoryRegistry
 from websocket_realtime_engine.registry.redis import RedisRegistry
 
+Store = TypeVar("Store")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 HistoryFactory = Callable[[int, float], AbstractAsyncContextManager[History]]
@@ -54,6 +57,23 @@ async def redis_connection() -> AsyncIterator[tuple[redis.Redis, str]]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@dataclass
+class TwoNodes(Generic[Store]):
+    """Two nodes' stores of one kind on one prefix, each with its own client (``client``: the first's)."""
+
+    a: Store
+    b: Store
+    client: redis.Redis
+    prefix: str
+
+
+@asynccontextmanager
+async def two_nodes(make: Callable[[redis.Redis, str], Store]) -> AsyncIterator[TwoNodes[Store]]:
+    """Two stores made by ``make`` sharing the first connection's prefix (whose keys are deleted afterwards)."""
+    async with redis_connection() as (client_a, prefix), redis_connection() as (client_b, _):
+        yield TwoNodes(make(client_a, prefix), make(client_b, prefix), client_a, prefix)
 
 
 @asynccontextmanager

@@ -9,31 +9,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import NamedTuple
 
 import pytest
 import redis.asyncio as redis
 
-from tests.backends.conftest import redis_connection
+from tests.backends.conftest import TwoNodes, two_nodes
 from tests.backends.test_redis_presence import keys
 from websocket_realtime_engine.errors import UnavailableError
 from websocket_realtime_engine.registry.cluster_redis import RedisClusterState
 
-
-class Cluster(NamedTuple):
-    """Two nodes' stores on one prefix, each with its own client."""
-
-    a: RedisClusterState
-    b: RedisClusterState
-    client: redis.Redis
-    prefix: str
+Cluster = TwoNodes[RedisClusterState]
 
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
-    """Two stores sharing the first connection's prefix (whose keys are deleted afterwards)."""
-    async with redis_connection() as (client_a, prefix), redis_connection() as (client_b, _):
-        yield Cluster(RedisClusterState(client_a, prefix), RedisClusterState(client_b, prefix), client_a, prefix)
+    """Two nodes' stores sharing one prefix (whose keys are deleted afterwards)."""
+    async with two_nodes(RedisClusterState) as stores:
+        yield stores
 
 
 async def test_two_nodes_see_one_list_and_one_count(cluster: Cluster) -> None:

@@ -8,32 +8,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import NamedTuple
 
 import pytest
 import redis.asyncio as redis
 
-from tests.backends.conftest import redis_connection
+from tests.backends.conftest import TwoNodes, redis_connection, two_nodes
 from websocket_realtime_engine.presence.base import Joined
 from websocket_realtime_engine.presence.redis import RedisPresence
 
 ROOM = "presence-room"
 
 
-class Cluster(NamedTuple):
-    """Two nodes' presence stores on one prefix, each with its own client."""
-
-    a: RedisPresence
-    b: RedisPresence
-    client: redis.Redis
-    prefix: str
+Cluster = TwoNodes[RedisPresence]
 
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
-    """Two stores sharing the first connection's prefix (whose keys are deleted afterwards)."""
-    async with redis_connection() as (client_a, prefix), redis_connection() as (client_b, _):
-        yield Cluster(RedisPresence(client_a, prefix), RedisPresence(client_b, prefix), client_a, prefix)
+    """Two nodes' stores sharing one prefix (whose keys are deleted afterwards)."""
+    async with two_nodes(RedisPresence) as stores:
+        yield stores
 
 
 async def keys(client: redis.Redis, prefix: str) -> set[str]:

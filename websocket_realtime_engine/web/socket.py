@@ -44,8 +44,9 @@ def websocket_closer(ws: web.WebSocketResponse, transport: Any, dialect: Dialect
 async def socket_handler(request: web.Request) -> web.WebSocketResponse:
     """``GET /socket``: one native-protocol connection for its whole life."""
     check_socket_origin(request)  # a page REALTIME_ALLOWED_ORIGINS does not list: 403 before the upgrade
+    address = client_address(request)
     # behind a trusted proxy, counted by the client's address: over its limits, 429 before the upgrade
-    request.app[THROTTLE_KEY].check_forwarded(request, client_address(request))
+    request.app[THROTTLE_KEY].check_forwarded(request, address)
     node = request.app[NODE_KEY]
     settings = node.settings
     ws = web.WebSocketResponse(
@@ -60,7 +61,7 @@ async def socket_handler(request: web.Request) -> web.WebSocketResponse:
     dialect = native.dialect(settings.max_json_depth)  # one per depth setting, made once
     closer = websocket_closer(ws, transport, dialect, settings.close_timeout)
     try:
-        connection = node.open_connection(transport, closer, NATIVE_WEBSOCKET, client_address(request))
+        connection = node.open_connection(transport, closer, NATIVE_WEBSOCKET, address)
     except errors.ConnectionRefused as exc:
         await ws.close(code=native.close_code(exc.reason), message=exc.message.encode())
         return ws
