@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from shopologic.config import redact_url, write_private_file
 from shopologic.contracts import CommandError, PluginHost
@@ -27,7 +28,9 @@ from shopologic.hookspecs import hookimpl
 from shopologic.server import Listen, ServeError, add_server_options, run_app, tls_context
 from websocket_realtime_engine import PLUGIN_NAME, client
 from websocket_realtime_engine.config import Settings, SettingsError, config_file_path
-from websocket_realtime_engine.db.credentials import stored_credentials
+from websocket_realtime_engine.db.credentials import has_app_table, stored_credentials
+from websocket_realtime_engine.db.retention import check_user_id, customer_channel, erase_history, erase_user
+from websocket_realtime_engine.errors import UnavailableError
 from websocket_realtime_engine.web.app import tune_garbage_collector
 
 from . import nginx
@@ -75,7 +78,7 @@ def _redact(text: str, url: str) -> str:
 
 @hookimpl
 def register_commands(subparsers: argparse._SubParsersAction[Any], platform: PluginHost) -> None:
-    """``websocket start | setup-cluster | status | credentials``, whether the plugin is active or not."""
+    """``websocket start | setup-cluster | status | credentials | erase-user``, whether the plugin is active or not."""
     websocket = subparsers.add_parser("websocket", help="the realtime engine").add_subparsers(
         dest="action", required=True
     )
@@ -95,6 +98,9 @@ def register_commands(subparsers: argparse._SubParsersAction[Any], platform: Plu
     websocket.add_parser("credentials", help="print the app id, key, secret and API key").set_defaults(
         handler=_user_errors(cmd_credentials)
     )
+    erase = websocket.add_parser("erase-user", help="remove one customer's records (messages, connections, …)")
+    erase.add_argument("user_id", metavar="ID", help="the customer's id, as in their orders' customer_id")
+    erase.set_defaults(handler=_user_errors(cmd_erase_user))
 
 
 def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
@@ -325,6 +331,10 @@ async def cmd_status(platform: PluginHost, args: argparse.Namespace) -> int:
     print(f"{nodes['count']} live node(s) in the cluster:")
     for line in node_lines(nodes["nodes"], time.time()):
         print(f"  {line}")
+    outbox = status.get("outbox")
+    if outbox:
+        drains = "this node drains it" if outbox["draining"] else "another node drains it"
+        print(f"outbox: {outbox['depth']} waiting, the oldest for {outbox['oldest_age']:.1f} s ({drains})")
     return 0
 
 
@@ -341,10 +351,43 @@ def node_lines(nodes: dict[str, dict[str, Any]], now: float) -> list[str]:
 
 async def cmd_credentials(platform: PluginHost, args: argparse.Namespace) -> int:
     """Print the credentials the engine uses (the environment's, else the stored app's)."""
-    stored = await stored_credentials(platform.engine) if PLUGIN_NAME in platform.active else None
+    stored = None
+    if PLUGIN_NAME in platform.active:
+        if not await has_app_table(platform.engine):
+            raise CommandError("the engine's tables are missing: run `python bootstrap_plugins.py migrate up`")
+        stored = await stored_credentials(platform.engine)
     settings = _settings(platform)
     if not (stored or settings.api_key):
         raise CommandError(f"no credentials yet: run `python bootstrap_plugins.py plugin activate {PLUGIN_NAME}`")
     for name in ("app_id", "app_key", "app_secret", "api_key"):
         print(f"REALTIME_{name.upper()}={getattr(settings, name) or (stored or {}).get(name, '')}")
+    return 0
+
+
+async def cmd_erase_user(platform: PluginHost, args: argparse.Namespace) -> int:
+    """Remove one customer's records: their channel's messages, their connections, presence and
+    outbox rows and, with Redis, their channel's history; print what was removed, by table."""
+    try:
+        check_user_id(args.user_id)
+    except ValueError as exc:
+        raise CommandError(f"erase-user: {exc}") from None
+    settings = _settings(platform)
+    channel = customer_channel(args.user_id)
+    try:
+        removed = await erase_user(platform.engine, args.user_id)
+    except SQLAlchemyError as exc:  # the tables missing (never activated), the database away
+        problem = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise CommandError(f"could not erase the records of user {args.user_id!r}: {problem}") from None
+    print(f"removed the records of user {args.user_id!r} (channel {channel}):")
+    for table, count in removed.items():
+        print(f"  {table}: {count}")
+    if settings.redis_url:
+        try:
+            keys = await erase_history(settings.redis_url, settings.redis_prefix, channel, settings.redis_timeout)
+        except UnavailableError as exc:
+            problem = _redact(str(exc), settings.redis_url)
+            raise CommandError(
+                f"the database records are removed, not the Redis history of {channel}: {problem}"
+            ) from None
+        print(f"  Redis history keys: {keys}")
     return 0

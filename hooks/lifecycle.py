@@ -15,17 +15,25 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shopologic import log
 from shopologic.config import url_password
-from shopologic.contracts import MigrationSource, PluginError, PluginHost
+from shopologic.contracts import (
+    MigrationSource,
+    PluginError,
+    PluginHost,
+    SessionEndedError,
+    SessionExpiredError,
+    SessionRevokedError,
+)
 from shopologic.hookspecs import hookimpl
 from shopologic.server import wrap_connections
-from websocket_realtime_engine import PLUGIN_NAME, runtime
-from websocket_realtime_engine.db.credentials import ensure_default_app, stored_credentials
+from websocket_realtime_engine import PLUGIN_NAME, errors, runtime
+from websocket_realtime_engine.db.credentials import ensure_default_app, has_app_table, stored_credentials
 from websocket_realtime_engine.db.models import TABLE_PREFIX
-from websocket_realtime_engine.errors import StartupError
+from websocket_realtime_engine.db.outbox import DISCONNECT_USER
 from websocket_realtime_engine.web import app as engine_app
-from websocket_realtime_engine.web.authenticate import HostAccess
+from websocket_realtime_engine.web.authenticate import HostAccess, User
 from websocket_realtime_engine.web.health import readiness
 
+from .outbox import write_outbox
 from .state import STATE
 
 VERSION_TABLE = "realtime_alembic_version"
@@ -57,6 +65,19 @@ def plugin_migrations(script_location: Path, platform: PluginHost) -> MigrationS
 @hookimpl
 async def plugin_activated(plugin_name: str, platform: PluginHost) -> None:
     """Create the default app's credentials (unless the environment gives them) and say where they are."""
+    await _ensure_credentials(platform)
+
+
+@hookimpl
+async def plugin_migrated(plugin_name: str, platform: PluginHost) -> None:
+    """After ``migrate up`` (or ``serve``'s migrations): the default app's credentials again, when the
+    migrations reached its table (after ``migrate down base`` they are new; else they are kept)."""
+    if await has_app_table(platform.engine):
+        await _ensure_credentials(platform)
+
+
+async def _ensure_credentials(platform: PluginHost) -> None:
+    """The default app's credentials, created unless stored (the environment's win), and where they are."""
     credentials, created = await ensure_default_app(platform.engine, STATE.settings())
     _redact(credentials)
     STATE.reset(platform, credentials)
@@ -93,6 +114,31 @@ def _event_handler(platform: PluginHost) -> Any:
     return handle
 
 
+def _identify(platform: PluginHost) -> Any:
+    """The host's ``identify_user``, awaited when it answers an awaitable; the host's ended sessions
+    become the engine's (which imports no host module), for the 401 ``session_expired``/``session_revoked``."""
+
+    async def identify(request: web.Request) -> User | None:
+        try:
+            user = platform.hook.identify_user(request=request)
+            return await user if inspect.isawaitable(user) else user
+        except SessionExpiredError as exc:
+            raise errors.SessionExpiredError(str(exc)) from None
+        except SessionRevokedError as exc:
+            raise errors.SessionRevokedError(str(exc)) from None
+        except SessionEndedError as exc:  # a plugin's own reason
+            raise errors.SessionEndedError(str(exc)) from None
+
+    return identify
+
+
+@hookimpl
+def sessions_revoked(user_id: str) -> Any:
+    """Disconnect the user's connections on every node, through the outbox (so only if the
+    revocation commits): its row, or the coroutine of it that the caller awaits."""
+    return write_outbox(DISCONNECT_USER, {"user_id": user_id}, customer_id=user_id)
+
+
 @hookimpl
 def register_routes(app: web.Application, platform: PluginHost) -> None:
     """The engine's WebSocket endpoint and REST API, with the host deciding who may join what."""
@@ -100,7 +146,7 @@ def register_routes(app: web.Application, platform: PluginHost) -> None:
     log.redact(settings.api_key, settings.app_secret, url_password(settings.redis_url))
     node = engine_app.build_node(settings, platform.engine, _event_handler(platform))
     access = HostAccess(
-        identify=lambda request: platform.hook.identify_user(request=request),
+        identify=_identify(platform),
         authorize=lambda user, channel, connection_id: platform.hook.authorize_channel(
             user=user, channel=channel, connection_id=connection_id
         ),
@@ -120,7 +166,7 @@ def background_services(app: web.Application, platform: PluginHost) -> list[Any]
         running = service(app)
         try:
             await anext(running)
-        except StartupError as exc:
+        except errors.StartupError as exc:
             raise PluginError(str(exc)) from None
         try:
             yield

@@ -8,24 +8,35 @@ non-zero with one clear line on bad input, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import uvloop
+from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from shopologic import log
 from shopologic.config import ConfigError, HostSettings, redact_url, url_password
 from shopologic.contracts import CommandError, PluginError
+from shopologic.db import MAX_USER_ID
+from shopologic.defaults import SESSION_COOKIE, session_cookie
 from shopologic.events import EVENT_HOOKS, InvalidEventError
 from shopologic.manifest import ManifestError
-from shopologic.platform import Platform, await_all
-from shopologic.server import SERVER_OPTIONS, Listen, ServeError, add_server_options, run_app
+from shopologic.platform import Platform
+from shopologic.server import (
+    SERVER_OPTIONS,
+    Listen,
+    ServeError,
+    add_server_options,
+    run_app,
+    running_servers,
+    unserved_urls,
+)
 
 Command = Callable[[Platform, argparse.Namespace], Coroutine[Any, Any, int]]
 USER_ERRORS = (CommandError, PluginError, ManifestError, ConfigError, InvalidEventError, ServeError)
@@ -62,13 +73,23 @@ async def cmd_plugin_list(platform: Platform, args: argparse.Namespace) -> int:
 async def cmd_plugin_activate(platform: Platform, args: argparse.Namespace) -> int:
     changed = await platform.activate(args.name)
     print(f"{args.name}: {'activated' if changed else 'already active'}")
+    if changed:
+        _restart_notice(platform, f"load {args.name}")
     return 0
 
 
 async def cmd_plugin_deactivate(platform: Platform, args: argparse.Namespace) -> int:
     changed = await platform.deactivate(args.name)
     print(f"{args.name}: {'deactivated' if changed else 'already inactive'}")
+    if changed:
+        _restart_notice(platform, f"unload {args.name}")
     return 0
+
+
+def _restart_notice(platform: Platform, change: str) -> None:
+    """A running server loaded its plugins when it started: say which must restart for ``change``."""
+    for server in running_servers(platform.settings.var_dir):
+        print(f"{server.command} (pid {server.pid}) is running: restart it to {change}", file=sys.stderr)
 
 
 # -- migrations ------------------------------------------------------------------------------------
@@ -85,6 +106,7 @@ async def cmd_migrate_up(platform: Platform, args: argparse.Namespace) -> int:
     for source in _sources(platform):
         await platform.run_migrations(source, "upgrade", args.revision)
         print(f"{source.plugin}: upgraded to {args.revision}")
+        await platform.migrated(source.plugin)
     return 0
 
 
@@ -107,9 +129,9 @@ async def cmd_migrate_status(platform: Platform, args: argparse.Namespace) -> in
 
 
 async def cmd_emit(platform: Platform, args: argparse.Namespace) -> int:
-    """Emit a shop event through the host's hooks, as another plugin would."""
-    hook_name = EVENT_HOOKS.get(args.event)
-    if hook_name is None:
+    """Emit a shop event through the host's hooks, as another plugin would (``platform.emit``), and
+    say what each implementation did (the realtime engine: the outbox row it wrote)."""
+    if args.event not in EVENT_HOOKS:
         raise CommandError(f"unknown event {args.event!r} (known: {', '.join(EVENT_HOOKS)})")
     try:
         payload = json.loads(args.payload)
@@ -117,10 +139,44 @@ async def cmd_emit(platform: Platform, args: argparse.Namespace) -> int:
         raise CommandError(f"the payload is not valid JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(payload, dict):
         raise CommandError('the payload must be a JSON object of the hook\'s arguments, e.g. {"order": {...}}')
-    hook = getattr(platform.hook, hook_name)
-    await await_all(await asyncio.to_thread(lambda: hook(**payload)))
-    print(f"emitted {args.event} to {len(hook.get_hookimpls())} hook implementation(s)")
+    results = await platform.emit(args.event, **payload)  # pluggy leaves out the None results
+    count = len(getattr(platform.hook, EVENT_HOOKS[args.event]).get_hookimpls())
+    done = ", ".join(str(result) for result in results)
+    print(f"emitted {args.event} to {count} hook implementation(s)" + (f": {done}" if done else ""))
     return 0
+
+
+# -- shop sessions ---------------------------------------------------------------------------------
+
+
+async def cmd_session(platform: Platform, args: argparse.Namespace) -> int:
+    """Print a shop session cookie of a user for local testing, or revoke every session of a user
+    (``platform.revoke_sessions``: refused from then on, their connections closed cluster-wide)."""
+    if not args.user or len(args.user) > MAX_USER_ID:
+        raise CommandError(f"--user: a user id is 1 to {MAX_USER_ID} characters")
+    if args.revoke:
+        if args.role is not None or args.ttl is not None:
+            raise CommandError("session --revoke takes no --role or --ttl")
+        done = ", ".join(str(result) for result in await platform.revoke_sessions(args.user))
+        print(f"revoked every session of user {args.user}" + (f" ({done})" if done else ""))
+        return 0
+    role = args.role or "customer"
+    ttl = args.ttl or platform.settings.session_ttl
+    print(await session_cookie(platform, {"id": args.user, "role": role}, ttl))
+    until = datetime.now(UTC) + timedelta(seconds=ttl)
+    print(
+        f"a {role} session of user {args.user}, valid until {until:%Y-%m-%d %H:%M:%S} UTC: send it as the cookie "
+        f"{SESSION_COOKIE} (Cookie: {SESSION_COOKIE}=<the value above>) to POST /api/v1/authenticate",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _seconds(text: str) -> int:
+    """``--ttl``: whole seconds, at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of seconds, at least 1, not {text!r}")
+    return int(text)
 
 
 # -- serve -----------------------------------------------------------------------------------------
@@ -132,13 +188,41 @@ async def cmd_serve(platform: Platform, args: argparse.Namespace) -> int:
     tls = listen.site_options()  # a TLS file that cannot be used stops serve before anything changes
     await platform.migrate_to_head(lambda line: print(line, file=sys.stderr))
     app = platform.build_app()
-    banner = [f"Shopologic listening on {listen.url}"]
-    for lines in platform.hook.server_banner(url=listen.url, platform=platform):
-        banner.extend(lines or [])
-    banner.append(f"  health     {listen.url}/health")
     access_log = logging.getLogger("aiohttp.access").isEnabledFor(logging.DEBUG)
-    await run_app(app, listen.host, listen.port, banner, access_log=access_log, **tls)
+    await run_app(app, listen.host, listen.port, serve_banner(platform, app, listen.url), access_log=access_log, **tls)
     return 0
+
+
+def serve_banner(platform: Platform, app: web.Application, url: str) -> list[str]:
+    """What ``serve`` prints once it listens: the plugins it loaded and the active ones it skipped,
+    then what it serves (the plugins' ``server_banner`` lines and the host's ``/health``), each line
+    checked against ``app``'s routes: a line naming a URL that is not served is logged, not printed."""
+    endpoints = [line for lines in platform.hook.server_banner(url=url, platform=platform) for line in lines or []]
+    endpoints.append(f"  health     {url}/health")
+    return [f"Shopologic listening on {url}", *_plugin_lines(platform), *_served(app, url, endpoints)]
+
+
+def _plugin_lines(platform: Platform) -> list[str]:
+    """The active plugins ``serve`` loaded, with their versions, and each active one it skipped, and why."""
+    loaded = [f"{m.name} {m.version}" for m, active in platform.plugins() if active and m.name not in platform.broken]
+    lines = [f"  plugins    {', '.join(loaded) or 'none active (plugin activate NAME)'}"]
+    for name, why in sorted(platform.broken.items()):
+        lines.append(f"  skipped    {name} {platform.manifests[name].version}: active but cannot be loaded: {why}")
+    return lines
+
+
+def _served(app: web.Application, url: str, lines: list[str]) -> list[str]:
+    """The lines whose URLs under ``url`` ``app`` serves; the others are logged and left out."""
+    served = []
+    for line in lines:
+        unserved = unserved_urls(app, url, line)
+        if unserved:
+            logging.getLogger("shopologic.cli").warning(
+                "a server_banner line names %s, which this server does not serve: not printed", unserved[0]
+            )
+        else:
+            served.append(line)
+    return served
 
 
 # -- parser ----------------------------------------------------------------------------------------
@@ -174,6 +258,13 @@ def build_parser(platform: Platform) -> argparse.ArgumentParser:
     emit.add_argument("event", help=", ".join(EVENT_HOOKS))
     emit.add_argument("payload", help="the hook arguments as JSON, e.g. '{\"order\": {...}}'")
     emit.set_defaults(handler=cmd_emit)
+
+    session = sub.add_parser("session", help="print a shop session cookie for testing, or revoke a user's sessions")
+    session.add_argument("--user", required=True, help="the user's id, e.g. 7")
+    session.add_argument("--role", choices=("customer", "admin"), help="the session's role (default customer)")
+    session.add_argument("--ttl", type=_seconds, help="seconds it lasts (default SHOPOLOGIC_SESSION_TTL)")
+    session.add_argument("--revoke", action="store_true", help="end every session of the user instead")
+    session.set_defaults(handler=cmd_session)
 
     serve = sub.add_parser("serve", help="run the platform with every active plugin")
     add_server_options(serve)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SESSION_TTL = 7 * 24 * 3600  # seconds a shop session lasts unless SHOPOLOGIC_SESSION_TTL says otherwise
 
 
 class ConfigError(ValueError):
@@ -64,6 +65,7 @@ class HostSettings:
     database_url: str
     plugin_paths: tuple[Path, ...]
     secret_key: str
+    session_ttl: int = DEFAULT_SESSION_TTL  # seconds from sign-in until a shop session expires
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HostSettings:
@@ -77,7 +79,21 @@ class HostSettings:
             database_url=normalize_database_url(url),
             plugin_paths=(PROJECT_ROOT, PROJECT_ROOT / "plugins", *extra),
             secret_key=env.get("SHOPOLOGIC_SECRET_KEY") or _stored_secret(var_dir / "secret_key"),
+            session_ttl=_session_ttl(env.get("SHOPOLOGIC_SESSION_TTL") or ""),
         )
+
+
+def _session_ttl(text: str) -> int:
+    """``SHOPOLOGIC_SESSION_TTL``: whole seconds, at least 1; unset or empty is the default (7 days)."""
+    if not text.strip():
+        return DEFAULT_SESSION_TTL
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise ConfigError(f"SHOPOLOGIC_SESSION_TTL must be a whole number of seconds, not {text!r}") from None
+    if seconds < 1:
+        raise ConfigError(f"SHOPOLOGIC_SESSION_TTL must be at least 1 second, not {seconds}")
+    return seconds
 
 
 def _stored_secret(path: Path) -> str:

@@ -32,6 +32,23 @@ class CommandError(Exception):
     """
 
 
+class SessionEndedError(Exception):
+    """A request's shop session is validly signed but no longer valid: its user must sign in again.
+
+    Raised by ``identify_user`` (the host's default, or a plugin's) instead of answering ``None``, so
+    the caller can tell the user why; the message is safe to show. Plugins that serve requests (the
+    realtime engine) translate it into their own answer (a 401 ``session_expired`` or ``session_revoked``).
+    """
+
+
+class SessionExpiredError(SessionEndedError):
+    """The session is past its expiry (``exp``, ``SHOPOLOGIC_SESSION_TTL`` after sign-in)."""
+
+
+class SessionRevokedError(SessionEndedError):
+    """The session was signed before its user's sessions were revoked (``platform.revoke_sessions``)."""
+
+
 @dataclass(frozen=True)
 class MigrationSource:
     """Where a plugin's alembic migrations live and which tables they own."""
@@ -65,6 +82,17 @@ class PluginHost(Protocol):
     @property
     def overrides(self) -> dict[str, Any]:
         """Command-line options for plugins to honour (``host``, ``port``, ``node_id``), when given."""
+
+    def transaction(self) -> Any:
+        """``async with platform.transaction() as tx:``: one transaction of the platform database
+        for the order (``tx.connection``) and the events emitted inside it (:mod:`shopologic.transactions`)."""
+
+    async def emit(self, event: str, **payload: Any) -> list[Any]:
+        """Emit a shop event (``order.created``) through the hooks and await every result."""
+
+    async def revoke_sessions(self, user_id: str) -> list[Any]:
+        """End every shop session of a user (their session version goes up), then call the
+        ``sessions_revoked`` hook in the same transaction and await every result."""
 
     async def activate(self, name: str) -> bool:
         """Activate a plugin (registers its hooks, runs its migrations); ``False`` if it was active."""

@@ -1,4 +1,5 @@
-"""The host's own tables (plugin activation state) in the platform database."""
+"""The host's own tables in the platform database: plugin activation state, and each user's shop
+session version (bumped to revoke every session signed before)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import DateTime, MetaData, String
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import DateTime, MetaData, String, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 
 HOST_TABLE_PREFIX = "shopologic_"
+MAX_USER_ID = 255  # characters of a user id whose sessions can be revoked
 
 
 class HostBase(DeclarativeBase):
@@ -30,6 +33,42 @@ class PluginState(HostBase):
     version: Mapped[str] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(default=False)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+
+
+class SessionVersion(HostBase):
+    """One row per user whose sessions were ever revoked: the version a session must carry to be valid.
+
+    A user without a row is at version 0; a session signed with a lower version than the row's is revoked.
+    """
+
+    __tablename__ = "shopologic_session_versions"
+
+    user_id: Mapped[str] = mapped_column(String(MAX_USER_ID), primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+
+
+async def session_version(engine: AsyncEngine, user_id: str) -> int:
+    """The user's current session version (0 when their sessions were never revoked)."""
+    async with engine.connect() as conn:
+        version = await conn.scalar(select(SessionVersion.version).where(SessionVersion.user_id == user_id))
+    return int(version or 0)
+
+
+async def bump_session_version(connection: AsyncConnection, user_id: str) -> int:
+    """Raise the user's session version by one, in ``connection``'s transaction; the new version.
+
+    One upsert, so two revocations at once both count and neither fails.
+    """
+    if not user_id or len(user_id) > MAX_USER_ID:
+        raise ValueError(f"a user id is 1 to {MAX_USER_ID} characters")
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(SessionVersion).values(user_id=user_id, version=1, changed_at=datetime.now(UTC))
+    statement = statement.on_conflict_do_update(
+        index_elements=[SessionVersion.user_id],
+        set_={"version": SessionVersion.version + 1, "changed_at": statement.excluded.changed_at},
+    )
+    return int((await connection.execute(statement.returning(SessionVersion.version))).scalar_one())
 
 
 def create_engine(url: str, *, pooled: bool = True) -> AsyncEngine:
@@ -60,6 +99,6 @@ def create_private_file(path: Path) -> None:
 
 
 async def create_host_tables(engine: AsyncEngine) -> None:
-    """Create the host's tables if they are missing (the host's schema is one table)."""
+    """Create the host's tables if they are missing (the host's schema is these few tables, no migrations)."""
     async with engine.begin() as conn:
         await conn.run_sync(HostBase.metadata.create_all)

@@ -2,9 +2,14 @@
 
 Registered first, so pluggy calls these implementations last: any plugin's answer wins.
 
-A shop session is the cookie ``shopologic_session``: ``base64url(JSON user) "." hex HMAC-SHA256``
-signed with ``SHOPOLOGIC_SECRET_KEY``. The shop's login (outside this project) sets it with
-:func:`sign_session`; the host reads it back in :func:`identify_user`.
+A shop session is the cookie ``shopologic_session``: ``base64url(JSON session) "." hex HMAC-SHA256``
+signed with ``SHOPOLOGIC_SECRET_KEY``. The session is the user (``{"id", "role", "info"?}``) with its
+issue time ``iat`` and expiry ``exp`` (Unix seconds, ``SHOPOLOGIC_SESSION_TTL`` apart) and the user's
+session version ``ver`` when it was signed. The shop's login (outside this project) sets it with
+:func:`session_cookie` (or :func:`sign_session`, given the version); the host reads it back in
+:func:`identify_user`, which refuses it once expired (:class:`SessionExpiredError`) or once the user's
+sessions were revoked (``platform.revoke_sessions``: the user's version went above ``ver``,
+:class:`SessionRevokedError`). A cookie that is malformed or badly signed is no session at all.
 """
 
 from __future__ import annotations
@@ -16,35 +21,63 @@ import hashlib
 import hmac
 import inspect
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from shopologic import __version__
-from shopologic.contracts import PLATFORM_KEY, PluginHost
+from shopologic.config import DEFAULT_SESSION_TTL
+from shopologic.contracts import PLATFORM_KEY, PluginHost, SessionExpiredError, SessionRevokedError
+from shopologic.db import session_version
 from shopologic.hookspecs import hookimpl
 
 SESSION_COOKIE = "shopologic_session"
 MAX_SESSION_COOKIE = 4096
+SESSION_CLAIMS = ("iat", "exp", "ver")  # what a session carries besides its user
 DEFAULT_ADDRESS = ("127.0.0.1", 8080)
 HEALTH_CHECK_TIMEOUT = 5.0  # seconds one plugin's health_checks may take before it counts as failed
 
 
-def _platform_secret(request: web.Request) -> bytes:
-    # config_dict: the request may be a plugin's sub-application's (``/api/v1``), which has no PLATFORM_KEY
-    return request.config_dict[PLATFORM_KEY].settings.secret_key.encode()
+def sign_session(
+    secret: str,
+    user: dict[str, Any],
+    ttl: int = DEFAULT_SESSION_TTL,
+    version: int = 0,
+    issued_at: float | None = None,
+) -> str:
+    """The cookie value for a shop session of ``user`` (``{"id", "role", "info"?}``).
 
-
-def sign_session(secret: str, user: dict[str, Any]) -> str:
-    """The cookie value for a shop session of ``user`` (``{"id", "role", "info"?}``)."""
-    body = base64.urlsafe_b64encode(json.dumps(user, separators=(",", ":")).encode()).decode().rstrip("=")
+    :param ttl: seconds the session lasts (``SHOPOLOGIC_SESSION_TTL``; at least 1).
+    :param version: the user's session version now (:func:`shopologic.db.session_version`); a
+        session signed with a version below the user's current one is revoked.
+    :param issued_at: the Unix time it is signed at; now by default.
+    """
+    if ttl < 1:
+        raise ValueError(f"a session lasts at least 1 second, not {ttl}")
+    iat = int(time.time() if issued_at is None else issued_at)
+    session = {**user, "iat": iat, "exp": iat + ttl, "ver": version}
+    body = base64.urlsafe_b64encode(json.dumps(session, separators=(",", ":")).encode()).decode().rstrip("=")
     signature = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
     return f"{body}.{signature}"
 
 
-def read_session(secret: bytes, value: str) -> dict[str, Any] | None:
-    """The user in a session cookie, or ``None`` when it is missing, malformed or badly signed."""
+async def session_cookie(platform: PluginHost, user: dict[str, Any], ttl: int | None = None) -> str:
+    """A new session of ``user`` for the shop's login to set as ``shopologic_session``: signed with
+    the platform's secret, lasting ``ttl`` seconds (``SHOPOLOGIC_SESSION_TTL`` by default), at the
+    user's current session version."""
+    version = await session_version(platform.engine, str(user["id"]))
+    return sign_session(platform.settings.secret_key, user, ttl or platform.settings.session_ttl, version)
+
+
+def read_session(secret: bytes, value: str, now: float | None = None) -> dict[str, Any] | None:
+    """The session in a cookie (its user with ``iat``, ``exp`` and ``ver``), unless it has expired.
+
+    :returns: ``None`` when the cookie is missing, malformed or badly signed.
+    :raises SessionExpiredError: it is validly signed but past its ``exp``, or has none (signed
+        before sessions expired).
+    """
     if not secret or not value or len(value) > MAX_SESSION_COOKIE or "." not in value:
         return None
     body, _, signature = value.rpartition(".")
@@ -63,13 +96,27 @@ def read_session(secret: bytes, value: str) -> dict[str, Any] | None:
         or user.get("role") not in ("customer", "admin")
     ):
         return None
+    if "exp" not in user:
+        raise SessionExpiredError("the shop session has no expiry (it is from an older version): sign in again")
+    if not all(type(user.get(claim)) is int for claim in SESSION_CLAIMS):
+        return None
+    if (time.time() if now is None else now) >= user["exp"]:
+        raise SessionExpiredError("the shop session has expired: sign in again")
     return user
 
 
 @hookimpl
-def identify_user(request: web.Request) -> dict[str, Any] | None:
-    """The user of the request's shop session cookie, if it is validly signed."""
-    return read_session(_platform_secret(request), request.cookies.get(SESSION_COOKIE, ""))
+async def identify_user(request: web.Request) -> dict[str, Any] | None:
+    """The user of the request's shop session cookie, if it is validly signed, not expired and not
+    revoked (its version is at least its user's, read from the platform database)."""
+    # config_dict: the request may be a plugin's sub-application's (``/api/v1``), which has no PLATFORM_KEY
+    platform = request.config_dict[PLATFORM_KEY]
+    session = read_session(platform.settings.secret_key.encode(), request.cookies.get(SESSION_COOKIE, ""))
+    if session is None:
+        return None
+    if session["ver"] < await session_version(platform.engine, session["id"]):
+        raise SessionRevokedError("the shop session was revoked: sign in again")
+    return {name: value for name, value in session.items() if name not in SESSION_CLAIMS}
 
 
 @hookimpl

@@ -69,7 +69,28 @@ def plugin_migrations(script_location: Path, platform: PluginHost) -> MigrationS
     """
 
 
+@hookspec
+def plugin_migrated(plugin_name: str, platform: PluginHost) -> None:
+    """Called after an active plugin's migrations were upgraded by ``migrate up`` (even when they
+    were at that revision already), or brought to head by ``serve`` or a plugin's server command
+    (:meth:`~shopologic.contracts.PluginHost.migrate_to_head`); not at activation, where
+    :func:`plugin_activated` is called instead. Only that plugin receives the call: it may recreate
+    rows its tables lost (after ``migrate down base``, the realtime engine's app credentials).
+
+    :param plugin_name: the manifest name of the plugin whose migrations ran.
+    :param platform: the host platform.
+    :returns: nothing; may return an awaitable, which the host awaits.
+    """
+
+
 # -- order events ----------------------------------------------------------------------------------
+#
+# Shop events. An implementation may do its work at once (and return ``None`` or a result), or
+# return an awaitable. **An async caller must await every result** that is awaitable: call
+# ``await platform.emit("order.created", order=…)``, which does, or ``await_all(platform.hook.…)``.
+# Code that runs no event loop (a worker thread, a script) gets finished results. Inside
+# ``async with platform.transaction():`` implementations write in that transaction
+# (:mod:`shopologic.transactions`): await the results inside the block.
 
 
 @hookspec
@@ -77,7 +98,8 @@ def order_created(order: dict[str, Any]) -> Any:
     """An order was placed.
 
     :param order: the order, validated by :class:`shopologic.events.OrderSchema`.
-    :returns: nothing, or an awaitable the async caller may await.
+    :returns: a result (the realtime engine's: the outbox row it wrote), or an awaitable the async caller
+        must await (the engine's, when called from async code).
     """
 
 
@@ -87,7 +109,7 @@ def order_updated(order: dict[str, Any], changes: list[str]) -> Any:
 
     :param order: the order after the change (:class:`shopologic.events.OrderSchema`).
     :param changes: the names of the fields that changed.
-    :returns: nothing, or an awaitable.
+    :returns: a result, or an awaitable the async caller must await.
     """
 
 
@@ -97,7 +119,7 @@ def order_status_changed(order: dict[str, Any], previous_status: str) -> Any:
 
     :param order: the order with its new ``status``.
     :param previous_status: the status it had before.
-    :returns: nothing, or an awaitable.
+    :returns: a result, or an awaitable the async caller must await.
     """
 
 
@@ -107,7 +129,7 @@ def order_cancelled(order: dict[str, Any], reason: str) -> Any:
 
     :param order: the cancelled order.
     :param reason: why, in words the shop owner may read; may be empty.
-    :returns: nothing, or an awaitable.
+    :returns: a result, or an awaitable the async caller must await.
     """
 
 
@@ -119,7 +141,7 @@ def product_created(product: dict[str, Any]) -> Any:
     """A product was added to the catalogue.
 
     :param product: the product, validated by :class:`shopologic.events.ProductSchema`.
-    :returns: nothing, or an awaitable.
+    :returns: a result, or an awaitable the async caller must await.
     """
 
 
@@ -129,7 +151,7 @@ def product_updated(product: dict[str, Any], changes: list[str]) -> Any:
 
     :param product: the product after the change.
     :param changes: the names of the fields that changed.
-    :returns: nothing, or an awaitable.
+    :returns: a result, or an awaitable the async caller must await.
     """
 
 
@@ -139,7 +161,7 @@ def product_stock_changed(product: dict[str, Any], previous_stock: int) -> Any:
 
     :param product: the product with its new ``stock``.
     :param previous_stock: the stock before the change.
-    :returns: nothing, or an awaitable.
+    :returns: a result, or an awaitable the async caller must await.
     """
 
 
@@ -149,7 +171,7 @@ def product_price_changed(product: dict[str, Any], previous_price: str) -> Any:
 
     :param product: the product with its new ``price`` (a decimal string).
     :param previous_price: the price before the change, as a decimal string.
-    :returns: nothing, or an awaitable.
+    :returns: a result, or an awaitable the async caller must await.
     """
 
 
@@ -246,13 +268,32 @@ def server_banner(url: str, platform: PluginHost) -> list[str] | None:
 
 
 @hookspec(firstresult=True)
-def identify_user(request: web.Request) -> dict[str, Any] | None:
+def identify_user(request: web.Request) -> Any:
     """Tell who the user making a web request is (a shop session). Stops at the first non-None result.
 
-    Must be a plain function (pluggy does not await ``firstresult`` hooks).
+    May return an awaitable, which the engine awaits (pluggy does not: an awaitable is an answer, so
+    an async implementation is the last one asked). The host's default reads the signed cookie
+    ``shopologic_session`` and checks its expiry and, in the platform database, its user's session
+    version (:meth:`~shopologic.contracts.PluginHost.revoke_sessions`).
 
     :param request: the aiohttp request.
-    :returns: ``{"id": str, "role": "customer" | "admin", "info": {...}}`` or ``None`` when unknown.
+    :returns: ``{"id": str, "role": "customer" | "admin", "info": {...}}``, ``None`` when there is no
+        (valid) session, or an awaitable of either.
+    :raises ~shopologic.contracts.SessionExpiredError: the session is validly signed but expired.
+    :raises ~shopologic.contracts.SessionRevokedError: the session is validly signed but revoked.
+    """
+
+
+@hookspec
+def sessions_revoked(user_id: str) -> Any:
+    """Called by ``await platform.revoke_sessions(user_id)`` once the user's session version went
+    up, inside the same transaction of the platform database: end what the user's sessions opened
+    (the realtime engine disconnects their connections, cluster-wide, through its outbox).
+
+    An async caller must await the results (``shopologic.platform.await_all``); ``revoke_sessions`` does.
+
+    :param user_id: the user whose sessions were revoked.
+    :returns: nothing, or an awaitable the caller awaits (the engine's: its outbox row).
     """
 
 

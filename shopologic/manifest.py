@@ -5,18 +5,29 @@ host loads (``hooks``: hook implementations; ``hookspecs``: the plugin's own hoo
 relative to the folder, such as ``"hooks/lifecycle.py"``), its alembic folder (``migrations``) and
 what it needs (``requires``). A manifest that does not validate is a :class:`ManifestError` naming
 the file and the field.
+
+``requires`` is checked against the running process by :func:`unmet_requirements` (the host calls it
+before activating or loading a plugin): the Python version and the platform's (version specifiers,
+``">=3.11"``), installed distributions (PEP 508 requirements, ``"aiohttp>=3.14"``, read with
+:mod:`importlib.metadata`) and other plugins, which must be active.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from shopologic import __version__
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,63}$")
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?$")
@@ -26,11 +37,29 @@ class ManifestError(ValueError):
     """A manifest could not be read or does not validate."""
 
 
+def _version_specifier(value: str) -> None:
+    try:
+        SpecifierSet(value)
+    except InvalidSpecifier:
+        raise ValidationError(f"{value!r} is not a version specifier like '>=3.11' or '>=0.1,<2'") from None
+
+
+def _package_requirement(value: str) -> None:
+    try:
+        Requirement(value)
+    except InvalidRequirement:
+        raise ValidationError(f"{value!r} is not a requirement like 'aiohttp>=3.14' (PEP 508)") from None
+
+
 class RequiresSchema(Schema):
-    python = fields.String(load_default=">=3.11")
-    platform = fields.String(load_default=">=0.1")
-    packages = fields.List(fields.String(), load_default=list)
-    plugins = fields.List(fields.String(), load_default=list)
+    """``requires``: what the plugin needs of the process it is activated in."""
+
+    python = fields.String(load_default=">=3.11", validate=_version_specifier)
+    platform = fields.String(load_default=">=0.1", validate=_version_specifier)
+    packages = fields.List(fields.String(validate=_package_requirement), load_default=list)
+    plugins = fields.List(
+        fields.String(validate=validate.Regexp(NAME_PATTERN, error="must be a plugin name")), load_default=list
+    )
 
 
 class ManifestSchema(Schema):
@@ -72,6 +101,8 @@ def _first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
     """Flatten marshmallow's nested messages to the first ``(field.path, message)``."""
     if isinstance(messages, dict):
         key, value = next(iter(messages.items()))
+        if key == "_schema":  # the field's value itself is wrong (a string where an object belongs)
+            return _first_error(value, prefix)
         return _first_error(value, f"{prefix}.{key}" if prefix else str(key))
     if isinstance(messages, list) and messages:
         return _first_error(messages[0], prefix) if isinstance(messages[0], dict | list) else (prefix, str(messages[0]))
@@ -134,6 +165,41 @@ def _module_file_problem(folder: Path, value: str) -> str | None:
         return "is outside the plugin folder"
     if not all(part.isidentifier() for part in relative.with_suffix("").parts):
         return "must name folders and a file that are Python identifiers (it is imported as a module)"
+    return None
+
+
+def unmet_requirements(manifest: Manifest, active: Collection[str]) -> list[str]:
+    """What of the manifest's ``requires`` this process does not meet, each said with what it has
+    (``"Python >=3.12 (this is Python 3.11.7)"``); empty when everything is met.
+
+    :param active: the names of the active plugins, for ``requires.plugins``.
+    """
+    requires = manifest.requires
+    problems = []
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    if not SpecifierSet(requires["python"]).contains(python, prereleases=True):
+        problems.append(f"Python {requires['python']} (this is Python {python})")
+    if not SpecifierSet(requires["platform"]).contains(__version__, prereleases=True):
+        problems.append(f"platform {requires['platform']} (this is Shopologic {__version__})")
+    problems.extend(filter(None, map(_unmet_package, requires["packages"])))
+    problems.extend(
+        f"plugin {name} (not active: plugin activate {name})" for name in requires["plugins"] if name not in active
+    )
+    return problems
+
+
+def _unmet_package(text: str) -> str | None:
+    """What is wrong with one ``requires.packages`` entry here, or ``None`` when it is met (or its
+    environment marker says it does not apply). Extras (``psycopg[binary]``) are not checked."""
+    requirement = Requirement(text)
+    if requirement.marker is not None and not requirement.marker.evaluate():
+        return None
+    try:
+        installed = importlib.metadata.version(requirement.name)
+    except importlib.metadata.PackageNotFoundError:
+        return f"package {text} (not installed)"
+    if not requirement.specifier.contains(installed, prereleases=True):
+        return f"package {text} (installed: {requirement.name} {installed})"
     return None
 
 

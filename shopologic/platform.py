@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pluggy
@@ -20,12 +21,12 @@ from aiohttp import web
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shopologic import defaults, events, hookspecs
+from shopologic import defaults, events, hookspecs, transactions
 from shopologic.config import HostSettings
 from shopologic.contracts import PLATFORM_KEY, MigrationSource, PluginError
-from shopologic.db import PluginState, create_engine, create_host_tables
+from shopologic.db import PluginState, bump_session_version, create_engine, create_host_tables
 from shopologic.loader import load_plugin_module
-from shopologic.manifest import Manifest, discover_manifests
+from shopologic.manifest import Manifest, discover_manifests, unmet_requirements
 from shopologic.server import ClientAborts
 
 log = logging.getLogger("shopologic.platform")
@@ -73,8 +74,48 @@ class Platform:
 
     @property
     def hook(self) -> Any:
-        """The hook relay other plugins call: ``platform.hook.order_created(order=…)``."""
+        """The hook relay other plugins call: ``platform.hook.order_created(order=…)``.
+
+        An async caller must await what the shop-event hooks return (:func:`await_all`), or call
+        :meth:`emit`, which does.
+        """
         return self.pm.hook
+
+    def transaction(self) -> AbstractAsyncContextManager[transactions.Transaction]:
+        """A unit of work: ``async with platform.transaction() as tx:`` writes the order (on
+        ``tx.connection``) and the events emitted inside the block in one transaction of the platform
+        database; they are published only once it commits (:mod:`shopologic.transactions`)."""
+        return transactions.transaction(self.engine)
+
+    async def emit(self, event: str, **payload: Any) -> list[Any]:
+        """Emit a shop event through the hooks and await every implementation's result.
+
+        :param event: the event's name (``order.created``) or its hook's (``order_created``).
+        :param payload: the hook's arguments (``order=…``, ``previous_status=…``).
+        :returns: each implementation's result (the realtime engine's: the id of its outbox row).
+        :raises PluginError: for an unknown event; :class:`~shopologic.events.InvalidEventError`
+            for a payload that does not validate.
+        """
+        hook_name = events.EVENT_HOOKS.get(event) or (event if event in events.HOOK_SCHEMAS else None)
+        if hook_name is None:
+            raise PluginError(f"unknown event {event!r} (known: {', '.join(events.EVENT_HOOKS)})")
+        return await await_all(getattr(self.hook, hook_name)(**payload))
+
+    async def revoke_sessions(self, user_id: str) -> list[Any]:
+        """End every shop session of a user: their session version goes up, so each cookie signed
+        before is refused (``session_revoked``), and the ``sessions_revoked`` hook is called.
+
+        Both happen in one transaction (joining the caller's :meth:`transaction`, if any): the
+        engine's outbox row that disconnects the user is written only with the revocation.
+
+        :param user_id: the user's id, as their sessions carry it (``"7"``).
+        :returns: each ``sessions_revoked`` implementation's result, awaited (the realtime
+            engine's: the outbox row that disconnects the user's connections, cluster-wide).
+        :raises ValueError: for an empty or overlong user id.
+        """
+        async with self.transaction() as tx:
+            await bump_session_version(tx.connection, user_id)
+            return await await_all(self.hook.sessions_revoked(user_id=user_id))
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -95,6 +136,9 @@ class Platform:
         self.active = {name for name, row in rows.items() if row.active and name in self.manifests}
         for name in sorted(self.active):
             try:
+                problems = unmet_requirements(self.manifests[name], self.active)  # e.g. a package was downgraded
+                if problems:
+                    raise PluginError(f"{name} requires {', '.join(problems)}")
                 self._register(self.manifests[name])
                 self.check_pending()
             except PluginError as exc:
@@ -123,13 +167,20 @@ class Platform:
     # -- activation --------------------------------------------------------------------------------
 
     async def activate(self, name: str) -> bool:
-        """Activate a plugin: register its hooks, run its migrations, call ``plugin_activated``.
+        """Activate a plugin: check its ``requires``, register its hooks, run its migrations, call
+        ``plugin_activated``.
 
         Idempotent: activating an active plugin changes nothing and returns ``False``.
+
+        :raises PluginError: naming each requirement the process does not meet, before anything is
+            imported, registered or migrated.
         """
         manifest = self.manifest(name)
         if name in self.active:
             return False
+        problems = unmet_requirements(manifest, self.active)
+        if problems:
+            raise PluginError(f"cannot activate {name}: it requires {', '.join(problems)}")
         try:
             self._register(manifest)
             self.check_pending()
@@ -227,12 +278,19 @@ class Platform:
         return self._migration_sources(sorted(self.active))
 
     async def migrate_to_head(self, announce: Callable[[str], None]) -> None:
-        """Upgrade every active plugin whose database is behind its migrations, announcing each first."""
+        """Upgrade every active plugin whose database is behind its migrations, announcing each first,
+        and tell it (:meth:`migrated`)."""
         for source in self.migration_sources():
             current, head = await self.migration_status(source)
             if current != head:
                 announce(f"{source.plugin}: database at {current or 'none'}, migrating to {head}")
                 await self.run_migrations(source, "upgrade", "head")
+                await self.migrated(source.plugin)
+
+    async def migrated(self, name: str) -> None:
+        """Tell a plugin that its migrations were upgraded: its ``plugin_migrated`` hook, awaited
+        (only that plugin's implementations are called)."""
+        await await_all(self._only(name).plugin_migrated(plugin_name=name, platform=self))
 
     def alembic_config(self, source: MigrationSource) -> Any:
         """An alembic ``Config`` for one plugin's migrations on the platform database."""

@@ -3,27 +3,37 @@
 Plain HTTP, or TLS (``https://`` and ``wss://`` on the same port) from a PEM certificate and key:
 :func:`tls_context` checks them before anything listens and names the file that cannot be used.
 A client that goes away in the middle of its request is :class:`ClientAborts`' business: counted
-and logged at ``info``, not an ERROR traceback.
+and logged at ``info``, not an ERROR traceback. While it serves the platform, a server holds a record
+of itself in ``SHOPOLOGIC_VAR_DIR/run`` (:func:`running_record`), so that other commands can say
+that it must be restarted (:func:`running_servers`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
+import json
 import logging
 import math
+import os
+import re
 import signal
 import ssl
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
+
+from shopologic.contracts import PLATFORM_KEY
 
 log = logging.getLogger("shopologic.server")
 
@@ -242,6 +252,118 @@ async def listen(
     return await loop.create_server(factory, host, port, backlog=1024, reuse_address=True, **tls)
 
 
+def serves(app: web.Application, path: str) -> bool:
+    """Whether ``app`` has a route for ``path`` (``/socket``), in itself or in a sub-application, or
+    mounts a sub-application there (``/api/v1/``): what a banner line may name."""
+    for resource in app.router.resources():
+        info = resource.get_info()
+        if "app" in info:  # a sub-application: its own resources carry the prefix already
+            if path.rstrip("/") == str(info.get("prefix", "")).rstrip("/") or serves(info["app"], path):
+                return True
+        elif "pattern" in info:  # a route with {variables}
+            if info["pattern"].fullmatch(path):
+                return True
+        elif "directory" in info:  # static files under a prefix
+            if path.startswith(str(info["prefix"]).rstrip("/") + "/"):
+                return True
+        elif resource.canonical == path:
+            return True
+    return False
+
+
+URL_IN_TEXT = re.compile(r"\b(?:https?|wss?)://[^\s()<>,;]+")
+
+
+def unserved_urls(app: web.Application, url: str, line: str) -> list[str]:
+    """The URLs in ``line`` that point at ``url`` (the address ``app`` listens on, ``http(s)://`` or
+    its ``ws(s)://`` twin) with a path ``app`` does not serve (:func:`serves`); URLs elsewhere are
+    not this server's to check."""
+    bases = (url, "ws" + url.removeprefix("http"))
+    unserved = []
+    for found in URL_IN_TEXT.findall(line):
+        base = next((base for base in bases if found == base or found.startswith(f"{base}/")), None)
+        if base is not None and not serves(app, urlsplit(found).path or "/"):
+            unserved.append(found)
+    return unserved
+
+
+# -- the record of a running server -----------------------------------------------------------------
+
+RUN_FOLDER = "run"  # in SHOPOLOGIC_VAR_DIR
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A server process running now: its pid, its command (``serve``, ``websocket start``), its URL."""
+
+    pid: int
+    command: str
+    url: str
+
+
+@contextlib.contextmanager
+def running_record(var_dir: Path, command: str, url: str) -> Iterator[None]:
+    """Record in ``var_dir/run`` that this process serves ``url``, for as long as the block runs.
+
+    The claim is the record's ``flock``, not the file: the kernel releases it when the process ends,
+    so a server that crashed claims nothing, whatever file it left behind. The record is locked
+    before it gets its name, so nobody reads an unlocked one that belongs to a live server.
+    """
+    folder = var_dir / RUN_FOLDER
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / f"server-{os.getpid()}.json"
+    partial = folder / f".{path.name}.partial"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, json.dumps({"pid": os.getpid(), "command": command, "url": url}).encode())
+        os.replace(partial, path)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def running_servers(var_dir: Path) -> list[RunningServer]:
+    """The servers whose record in ``var_dir/run`` their process still holds (:func:`running_record`);
+    records nobody holds (left by a server that crashed) are removed."""
+    servers = []
+    for path in sorted((var_dir / RUN_FOLDER).glob("server-*.json")):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:  # that server just stopped
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: that server runs
+            servers.append(_read_record(path))
+        else:
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return servers
+
+
+def _read_record(path: Path) -> RunningServer:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return RunningServer(int(record["pid"]), str(record["command"]), str(record["url"]))
+    except (OSError, ValueError, KeyError, TypeError):  # held, yet unreadable: still a server that runs
+        return RunningServer(int(path.stem.removeprefix("server-")), "a server", "")
+
+
+def _command_name(argv: Sequence[str]) -> str:
+    """The command this process runs, for its record: the words before the first option
+    (``serve``, ``websocket start``)."""
+    words = []
+    for word in argv[1:]:
+        if word.startswith("-"):
+            break
+        words.append(word)
+    return " ".join(words) or "a server"
+
+
 async def run_app(
     app: web.Application,
     host: str,
@@ -251,7 +373,8 @@ async def run_app(
     ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port``, over TLS with ``ssl_context``, through its connection wrappers
-    (:func:`wrap_connections`); print ``banner`` lines once listening; stop on a signal."""
+    (:func:`wrap_connections`); print ``banner`` lines once listening, and hold the platform's record
+    of this server (:func:`running_record`) while it serves; stop on a signal."""
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
@@ -272,12 +395,23 @@ async def run_app(
             server = await listen(runner, host, port, ssl_context)
         except OSError as exc:  # not a database problem: say which address
             raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        for line in banner:
-            print(line, file=sys.stderr, flush=True)
-        log.info("listening", extra={"host": host, "port": port, "tls": ssl_context is not None})
-        await stop.wait()
-        log.info("shutting down")
+        url = f"{'https' if ssl_context else 'http'}://{host}:{port}"
+        with _record_of(app, url):
+            for line in banner:
+                print(line, file=sys.stderr, flush=True)
+            log.info("listening", extra={"host": host, "port": port, "tls": ssl_context is not None})
+            await stop.wait()
+            log.info("shutting down")
     finally:
         if server is not None:
             server.close()  # no new connections; the runner's cleanup ends the open ones
         await runner.cleanup()
+
+
+def _record_of(app: web.Application, url: str) -> contextlib.AbstractContextManager[None]:
+    """The platform's server holds its record while it serves (:func:`running_record`); an
+    application without the platform (a test's) records nothing."""
+    platform = app.get(PLATFORM_KEY)
+    if platform is None:
+        return contextlib.nullcontext()
+    return running_record(platform.settings.var_dir, _command_name(sys.argv), url)

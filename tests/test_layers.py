@@ -66,6 +66,7 @@ ENGINE_CORE = _engine(
     "runtime.py",
     "client.py",
     "backends.py",
+    "outbox.py",  # the outbox drainer: publishes through the node, reads the outbox in db/
 )
 BACKENDS = _engine(
     "broker/",
@@ -282,8 +283,8 @@ def test_the_parser_sees_the_imports_of_real_modules() -> None:
     # ``from shopologic import __version__`` is the package itself: ``__version__`` is no module
     assert {"aiohttp", HOST, f"{HOST}.contracts", f"{HOST}.hookspecs"} <= defaults
     commerce = imports_of(ROOT / HOOKS / "commerce.py")
-    # ``from .state import STATE`` in hooks/commerce.py is the module hooks.state
-    assert {f"{HOOKS}.state", "shopologic.hookspecs", f"{PACKAGE}.runtime"} <= commerce
+    # ``from .outbox import write_outbox`` in hooks/commerce.py is the module hooks.outbox
+    assert {f"{HOOKS}.outbox", "shopologic.hookspecs", f"{PACKAGE}.db.outbox"} <= commerce
 
 
 @pytest.mark.parametrize(

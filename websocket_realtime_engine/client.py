@@ -1,7 +1,7 @@
-"""Publishing from a process where no node runs: through a running node's REST API.
+"""Asking a running node over its REST API from another process (``websocket status``).
 
-Used by hook implementations in the ``emit`` command and in worker processes. Blocking (urllib), so
-it is only for code that is not running an event loop.
+Blocking (urllib): callers run it in a thread. Shop events never go this way: they are written to
+the outbox (:mod:`websocket_realtime_engine.db.outbox`), which needs no running node.
 """
 
 from __future__ import annotations
@@ -39,8 +39,3 @@ def request(settings: Settings, method: str, path: str, body: Any = None, timeou
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise EngineUnreachableError(f"no realtime engine answers at {settings.public_url} ({reason})") from None
-
-
-def broadcast(settings: Settings, channels: list[str], event: str, data: Any) -> Any:
-    """``POST /api/v1/broadcast`` on the running engine."""
-    return request(settings, "POST", "/api/v1/broadcast", {"channels": channels, "event": event, "data": data})

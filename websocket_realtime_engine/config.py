@@ -111,6 +111,16 @@ class Settings:
     db_backlog_limit: int = 100_000
     db_retry_max_delay: float = 5.0
     db_backlog_max_bytes: int = 64 * 1024 * 1024
+    # retention (db/retention.py): one node at a time prunes the rows that ended more than `retention`
+    # seconds ago (0: keeps everything), every `retention_interval` s, `retention_batch` rows a statement
+    retention: float = 7 * 24 * 3600.0
+    retention_interval: float = 3600.0
+    retention_batch: int = 1_000
+    store_private_payloads: bool = True  # false: private and presence messages are recorded without payload
+    # the outbox of shop events (one draining node at a time)
+    outbox_poll_interval: float = 1.0  # seconds between looks for rows (SQLite; PostgreSQL is woken by NOTIFY)
+    outbox_lease_ttl: float = 10.0  # seconds a silent drainer keeps the lease before another node takes over
+    outbox_batch_size: int = 100  # rows read, published and marked at once
     # hooks out of the engine
     hook_queue_limit: int = 1_000
     hook_queue_max_bytes: int = 64 * 1024 * 1024
@@ -222,6 +232,9 @@ def _check(settings: Settings) -> None:
         "db_backlog_max_bytes",
         "hook_queue_limit",
         "hook_queue_max_bytes",
+        "outbox_poll_interval",
+        "outbox_lease_ttl",
+        "outbox_batch_size",
         "client_messages_per_second",
         "client_frames_per_second",
         "client_flood_close_after",
@@ -237,6 +250,8 @@ def _check(settings: Settings) -> None:
         "node_heartbeat",
         "redis_pool_size",
         "redis_timeout",
+        "retention_interval",
+        "retention_batch",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -252,6 +267,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError("REALTIME_REDIS_PREFIX: at most 64 characters")
     if settings.history_size < 0:
         raise SettingsError("REALTIME_HISTORY_SIZE: must be 0 (no history) or more")
+    if settings.retention < 0:
+        raise SettingsError("REALTIME_RETENTION: must be 0 (keep every row) or more seconds")
     if not 0 < len(settings.node_id) <= 128:
         raise SettingsError("REALTIME_NODE_ID: must be 1 to 128 characters")
     if settings.app_id and not settings.app_id.isdigit():

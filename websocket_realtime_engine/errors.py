@@ -6,6 +6,9 @@ Exception tree::
     ├── ProtocolError                      4000-4003: the frame itself is wrong
     ├── ChannelError                       4002: bad channel name
     ├── AuthError                          4009: missing or wrong signature, sign-in needed
+    │   └── SessionEndedError              the host's shop session ended (HTTP 401, never a frame):
+    │       ├── SessionExpiredError          ``session_expired``: past its expiry
+    │       └── SessionRevokedError          ``session_revoked``: its user's sessions were revoked
     ├── ForbiddenError                     4010: allowed by nobody (client publishing, not subscribed)
     ├── LimitError                         4020: a configured limit was reached
     ├── RateLimitError                     4029: too many client messages
@@ -73,6 +76,23 @@ class UnsupportedDataError(ProtocolError):
 class AuthError(RealtimeError):
     code = 4009
     name = "unauthorized"
+
+
+class SessionEndedError(AuthError):
+    """The host identified a request's shop session, but it has ended: the user must sign in again.
+
+    ``HostAccess.identify`` raises it; the authenticate routes answer 401 with its ``name`` as the code.
+    """
+
+    name = "session_ended"
+
+
+class SessionExpiredError(SessionEndedError):
+    name = "session_expired"
+
+
+class SessionRevokedError(SessionEndedError):
+    name = "session_revoked"
 
 
 class ForbiddenError(RealtimeError):

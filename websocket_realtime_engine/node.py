@@ -16,7 +16,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import orjson
@@ -94,6 +94,8 @@ class Node:
         self._subscribing: dict[str, asyncio.Task[None]] = {}  # broker subscriptions under way
         self._seen: dict[str, StreamPosition] = {}  # last publication of channels with pending subscribers
         self.membership = Membership(self, backends, self.gaps)
+        # more sections of status() (the outbox drainer's, the retention pruner's), by name
+        self.status_sections: dict[str, Callable[[], dict[str, Any]]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -425,6 +427,23 @@ class Node:
             self.published += len(positions)
         return positions
 
+    async def publish_once(self, channels: Iterable[str], event: str, data: Any, key: str) -> int:
+        """Publish one event to channels, each unless it went out under ``key`` before (within
+        ``REALTIME_IDEMPOTENCY_TTL`` s, cluster-wide on Redis): the check and the publish are one
+        atomic step per channel, so a publisher killed halfway and retried publishes each channel
+        exactly once. How many channels it went to now (``0``: all of them before)."""
+        names = [check_name(channel) for channel in channels]
+        payload = encode_data(data)
+        sent = 0
+        for channel in names:
+            publication = Publication(channel, event, payload)
+            position = await self.broker.publish_once(publication, f"{key}:{channel}", self.settings.idempotency_ttl)
+            if position is not None:
+                self.observers.published(publication.at(position))
+                sent += 1
+        self.published += sent
+        return sent
+
     async def client_message(self, connection: Connection, channel: str, data: Any, echo: bool) -> None:
         """A subscriber publishes to a channel whose policy allows it."""
         if channel not in connection.channels:
@@ -501,4 +520,5 @@ class Node:
             "flooding_closed": self.flooding_closed,
             "client_errors": dict(self.client_errors),
             "recorder": self.recorder.stats(),
+            **{name: section() for name, section in self.status_sections.items()},
         }

@@ -137,3 +137,23 @@ async def test_a_stopped_broker_delivers_nothing(broker: tuple[Broker, Received]
         await backend.publish(publication(1))
     await asyncio.sleep(0.1)
     assert received.publications == []
+
+
+async def test_a_publication_made_once_is_not_made_again_under_its_key(broker: tuple[Broker, Received]) -> None:
+    backend, received = broker
+    await backend.subscribe("orders")
+    first = await backend.publish_once(publication(1), "outbox:7:0:orders", 5.0)
+    assert first is not None and first.offset == 1
+    assert await backend.publish_once(publication(1), "outbox:7:0:orders", 5.0) is None
+    other = await backend.publish_once(publication(2), "outbox:8:0:orders", 5.0)
+    assert other is not None and other.offset == 2, "another key publishes; the refused one took no offset"
+    delivered = await received.wait(2)
+    await asyncio.sleep(0.1)
+    assert [p.data for p in received.publications] == [b'{"n":1}', b'{"n":2}'] == [p.data for p in delivered]
+
+
+async def test_a_once_key_expires_after_its_ttl(broker: tuple[Broker, Received]) -> None:
+    backend, _ = broker
+    assert await backend.publish_once(publication(1), "k", 0.05) is not None
+    await asyncio.sleep(0.1)
+    assert await backend.publish_once(publication(1), "k", 0.05) is not None

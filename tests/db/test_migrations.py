@@ -29,7 +29,7 @@ lifecycle = engine_hook_module("hooks/lifecycle.py")
 
 ENGINE_TABLES = {table.name for table in Base.metadata.sorted_tables}
 VERSION_TABLE = "realtime_alembic_version"
-HOST_TABLE = "shopologic_plugins"
+HOST_TABLES = {"shopologic_plugins", "shopologic_session_versions"}  # create_host_tables, no migrations
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -112,25 +112,27 @@ async def test_upgrade_downgrade_upgrade_and_no_drift(platform: Platform) -> Non
         "realtime_messages",
         "realtime_presence",
         "realtime_server_nodes",
+        "realtime_outbox",
+        "realtime_leases",
     } == ENGINE_TABLES
-    assert await table_names(platform) == {HOST_TABLE}
+    assert await table_names(platform) == HOST_TABLES
     hosts_rows = await plugin_rows(platform)
     assert hosts_rows == [("order-emitter", False), (PLUGIN_NAME, False)]
 
     await platform.run_migrations(source, "upgrade", "head")
-    assert await table_names(platform) == {HOST_TABLE, VERSION_TABLE, *ENGINE_TABLES}
+    assert await table_names(platform) == {*HOST_TABLES, VERSION_TABLE, *ENGINE_TABLES}
     current, head = await platform.migration_status(source)
-    assert current == head == "0001"
+    assert current == head == "0002"
     await check_no_drift(platform, source)
 
     await platform.run_migrations(source, "downgrade", "base")
-    assert await table_names(platform) == {HOST_TABLE, VERSION_TABLE}
-    assert await platform.migration_status(source) == (None, "0001")
+    assert await table_names(platform) == {*HOST_TABLES, VERSION_TABLE}
+    assert await platform.migration_status(source) == (None, "0002")
     assert await plugin_rows(platform) == hosts_rows, "the host's table was touched"
 
     await platform.run_migrations(source, "upgrade", "head")
-    assert await table_names(platform) == {HOST_TABLE, VERSION_TABLE, *ENGINE_TABLES}
-    assert await platform.migration_status(source) == ("0001", "0001")
+    assert await table_names(platform) == {*HOST_TABLES, VERSION_TABLE, *ENGINE_TABLES}
+    assert await platform.migration_status(source) == ("0002", "0002")
     await check_no_drift(platform, source)
 
 
@@ -149,7 +151,7 @@ async def test_check_reports_drift_when_the_schema_lags_the_models(platform: Pla
 
 async def test_activation_runs_the_migrations(platform: Platform) -> None:
     assert await platform.activate(PLUGIN_NAME) is True
-    assert await table_names(platform) == {HOST_TABLE, VERSION_TABLE, *ENGINE_TABLES}
+    assert await table_names(platform) == {*HOST_TABLES, VERSION_TABLE, *ENGINE_TABLES}
     assert await plugin_rows(platform) == [("order-emitter", False), (PLUGIN_NAME, True)]
     (source,) = platform.migration_sources()
     await check_no_drift(platform, source)

@@ -168,7 +168,7 @@ async def test_a_late_reap_leaves_the_rows_of_a_newer_run_under_the_same_id_open
     async with db.connect() as conn:
         connection = (await conn.execute(select(models.Connection))).one()
         assert connection.id == "1.1" and connection.closed_at is None, "the new run's connection stays open"
-        stopped = (await conn.execute(select(models.ServerNode.stopped_at).where(models.ServerNode.id == "node-b")))
+        stopped = await conn.execute(select(models.ServerNode.stopped_at).where(models.ServerNode.id == "node-b"))
         assert stopped.scalar_one() is None, "the new run's node row has no end"
     for recorder, node_id in ((survivor, "node-a"), (restarted, "node-b")):
         await recorder.stop(node_id)

@@ -210,9 +210,9 @@ def test_migrate_status_before_any_active_plugin_is_a_clear_error(cli: Cli) -> N
 def test_migrate_down_then_up_again(cli: Cli) -> None:
     assert_ok(cli("plugin", "activate", PLUGIN_NAME))
     assert assert_ok(cli("migrate", "down")) == f"{PLUGIN_NAME}: downgraded to -1\n"
-    assert assert_ok(cli("migrate", "status")) == f"{PLUGIN_NAME}: current none, head 0001 (behind)\n"
+    assert assert_ok(cli("migrate", "status")) == f"{PLUGIN_NAME}: current 0001, head 0002 (behind)\n"
     assert assert_ok(cli("migrate", "up")) == f"{PLUGIN_NAME}: upgraded to head\n"
-    assert assert_ok(cli("migrate", "status")) == f"{PLUGIN_NAME}: current 0001, head 0001 (up to date)\n"
+    assert assert_ok(cli("migrate", "status")) == f"{PLUGIN_NAME}: current 0002, head 0002 (up to date)\n"
     assert_one_line_error(cli("migrate", "up", "nosuchrev"), f"{PLUGIN_NAME}: cannot upgrade to 'nosuchrev'")
 
 
@@ -248,7 +248,7 @@ async def test_websocket_start_on_an_unmigrated_database_serves_emit_and_status(
         assert (await client.subscribe("orders"))["event"] == "subscribed"
 
         result = await asyncio.to_thread(cli, "emit", "order.created", ORDER, env=engine)
-        assert assert_ok(result) == "emitted order.created to 1 hook implementation(s)\n"
+        assert assert_ok(result) == "emitted order.created to 1 hook implementation(s): realtime outbox row 1\n"
         frame = await client.expect("order.created", timeout=5)
         assert positioned(frame) == {"event": "order.created", "channel": "orders", "data": {"order": PUBLIC_ORDER}}
 
@@ -258,7 +258,8 @@ async def test_websocket_start_on_an_unmigrated_database_serves_emit_and_status(
         counters = "1 connections, 1 channels, 3 published"
         assert status[0].endswith(f" at http://127.0.0.1:{server.port}: {counters}")
         assert status[1:3] == ["  orders (public): 1 subscribers", "1 live node(s) in the cluster:"]
-        assert len(status) == 4 and status[3].startswith("  ") and ": 1 connections, up " in status[3]
+        assert len(status) == 5 and status[3].startswith("  ") and ": 1 connections, up " in status[3]
+        assert status[4] == "outbox: 0 waiting, the oldest for 0.0 s (this node drains it)"
         await client.ws.close()
 
     assert await asyncio.to_thread(server.stop) == 0

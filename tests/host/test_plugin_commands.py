@@ -109,5 +109,6 @@ async def test_websocket_start_tunes_the_garbage_collector_and_serve_does_not(
     assert (start_host, start_port) == (serve_host, serve_port) == ("127.0.0.1", 8080)
     assert start_banner[0] == "Shopologic Realtime listening on http://127.0.0.1:8080"
     assert serve_banner[0] == "Shopologic listening on http://127.0.0.1:8080"
-    assert start_banner[1:] == serve_banner[1:-1], "the engine's lines, in both"
+    assert serve_banner[1] == f"  plugins    {PLUGIN_NAME} 0.1.0", "serve names the plugins it loaded"
+    assert start_banner[1:] == serve_banner[2:-1], "the engine's lines, in both"
     assert serve_banner[-1] == "  health     http://127.0.0.1:8080/health"

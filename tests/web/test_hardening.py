@@ -422,39 +422,9 @@ async def test_one_record_the_database_refuses_does_not_stop_the_durable_record(
 # == 4. Hooks and the host =========================================================================
 
 
-# Regression: hooks/commerce.py:210-215 order_broadcasts puts private-admin.orders and
-# private-customer.{customer_id} in ONE broadcast. customer_id is only checked for length
-# (shopologic/events.py ID), not for the channel-name characters; through the REST API (the `emit`
-# command, worker processes) the whole broadcast is refused with 400, so the admins lose the event
-# while the public summary already went out. (In-process, Node.publish does not check names at all
-# and publishes to a channel nobody can subscribe to.)
-async def test_a_customer_id_that_is_not_channel_safe_does_not_cost_the_admins_their_event(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from shopologic.events import validate_event
-    from tests.conftest import engine_hook_module
-    from websocket_realtime_engine import runtime
-
-    commerce = engine_hook_module("hooks/commerce.py")
-    STATE = engine_hook_module("hooks/state.py").STATE
-
-    admin = await engine.connect()
-    await admin.subscribe("private-admin.orders", auth=admin.auth("private-admin.orders"))
-    monkeypatch.setattr(runtime, "_local", None)  # as in `emit`: no node in this process
-    monkeypatch.setattr(STATE, "_settings", make_settings(engine_url=engine.url("").rstrip("/")))
-    order = validate_event(
-        "order_created", {"order": {"id": "1", "customer_id": "c 7", "status": "paid", "total": "1.00"}}
-    )["order"]  # the host accepts this order
-    error: Exception | None = None
-    try:
-        await asyncio.to_thread(commerce.publish, commerce.order_broadcasts("order.created", order))
-    except Exception as exc:  # noqa: BLE001 - EngineUnreachableError: "... answered 400 ..."
-        error = exc
-    try:
-        frame: dict[str, Any] | None = await admin.recv(timeout=1)
-    except TimeoutError:
-        frame = None
-    assert frame is not None and frame["event"] == "order.created", f"admins got nothing; publish raised {error!r}"
+# Regression: a customer id that is no channel name once cost the admins their event (the whole
+# broadcast refused over REST); ids are now mapped to channel names and events go through the outbox:
+# tests/hooks/test_outbox.py::test_ids_that_are_no_channel_names_lose_nothing_from_a_worker.
 
 
 # Regression (documentation): a product event without `stock` says nothing of stock (docs/protocol.md
@@ -635,24 +605,3 @@ def test_settings_that_would_break_the_engine_are_refused(env: dict[str, str], t
 
     with pytest.raises(SettingsError, match=next(iter(env))):
         load_settings(environ=env, config_file=tmp_path / "none.toml")
-
-
-async def test_a_product_whose_id_is_no_channel_name_reaches_both_channels_over_rest(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tests.conftest import engine_hook_module
-    from websocket_realtime_engine import runtime
-    from websocket_realtime_engine.protocol.channels import channel_id
-
-    commerce = engine_hook_module("hooks/commerce.py")
-    state = engine_hook_module("hooks/state.py").STATE
-    page, listing = await engine.connect(), await engine.connect()
-    await page.subscribe(f"product.{channel_id('mug 7/blue')}")
-    await listing.subscribe("products")
-    monkeypatch.setattr(runtime, "_local", None)  # as in `emit`: no node in this process
-    monkeypatch.setattr(state, "_settings", make_settings(engine_url=engine.url("").rstrip("/")))
-    product = {"id": "mug 7/blue", "name": "Mug", "price": "29.95", "stock": 3}
-    await asyncio.to_thread(commerce.publish, commerce.product_broadcasts("product.created", product))
-    for client in (page, listing):
-        frame = await client.expect("product.created")
-        assert frame["data"]["product"]["id"] == "mug 7/blue"

@@ -28,6 +28,12 @@ class Broker(Protocol):
         is returned.
         """
 
+    async def publish_once(self, publication: Publication, key: str, ttl: float) -> StreamPosition | None:
+        """:meth:`publish` with history, unless ``key`` was published with within ``ttl`` seconds:
+        then nothing is published and ``None`` is returned. The check and the publish are one
+        atomic step (on Redis, one script), so a publisher killed between them leaves either both
+        done or neither: the outbox drainer's exactly-once publishing rests on it."""
+
     async def subscribe(self, channel: str) -> None:
         """This node now has local subscribers on ``channel``; returns once deliveries flow."""
 

@@ -165,6 +165,21 @@ class RedisBroker:
         self._counters["published"] += 1
         return position
 
+    async def publish_once(self, publication: Publication, key: str, ttl: float) -> StreamPosition | None:
+        """:meth:`publish` with history in the same script as the once-key's check (``<prefix>once:<key>``).
+
+        :raises UnavailableError: when Redis cannot be reached within ``timeout``.
+        """
+        pubsub_channel = self._channel_prefix + publication.channel
+        try:
+            position = await self.history.append_and_publish_once(publication, pubsub_channel, key, ttl)
+        except UnavailableError:
+            self._counters["publish_failures"] += 1
+            raise
+        if position is not None:
+            self._counters["published"] += 1
+        return position
+
     async def subscribe(self, channel: str) -> None:
         """Deliver ``channel`` to this node; returns once Redis has confirmed the subscription.
 

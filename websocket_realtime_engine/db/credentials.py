@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from websocket_realtime_engine import errors
@@ -32,6 +32,12 @@ def generate() -> dict[str, str]:
         "app_secret": secrets.token_hex(20),
         "api_key": secrets.token_hex(24),
     }
+
+
+async def has_app_table(engine: AsyncEngine) -> bool:
+    """Whether the migrations have made the apps table (not before the first, nor after ``down base``)."""
+    async with engine.connect() as conn:
+        return bool(await conn.run_sync(lambda sync: inspect(sync).has_table(App.__tablename__)))
 
 
 async def stored_credentials(engine: AsyncEngine) -> dict[str, str] | None:

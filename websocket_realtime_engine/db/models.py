@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, LargeBinary, MetaData, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TABLE_PREFIX = "realtime_"
@@ -68,7 +68,7 @@ class Connection(Base):
     remote: Mapped[str] = mapped_column(String(64), default="")
     user_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
 
 
 class Channel(Base):
@@ -83,15 +83,19 @@ class Channel(Base):
 
 
 class Message(Base):
-    """The log of published messages (the frame as it was delivered)."""
+    """The log of published messages (the frame as it was delivered; ``payload`` is ``None`` where
+    ``REALTIME_STORE_PRIVATE_PAYLOADS`` is off and the channel is private or presence)."""
 
     __tablename__ = "realtime_messages"
-    __table_args__ = (Index("ix_realtime_messages_channel_created", "channel", "created_at"),)
+    __table_args__ = (
+        Index("ix_realtime_messages_channel_created", "channel", "created_at"),
+        Index("ix_realtime_messages_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(164))
     event: Mapped[str] = mapped_column(String(200))
-    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     node_id: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -103,8 +107,37 @@ class Presence(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(164), index=True)
-    user_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
     connection_id: Mapped[str] = mapped_column(String(40))
     user_info: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+
+
+class OutboxEntry(Base):
+    """One shop event (or control action) waiting to be published: written by the hook in the
+    caller's transaction, published by the one draining node in ``id`` order, then marked
+    (``published_at``). ``body`` is JSON: for ``broadcasts`` a list of ``[channels, event, data]``,
+    for ``disconnect_user`` ``{"user_id": ...}``. ``customer_id`` names whose data it holds
+    (``websocket erase-user``)."""
+
+    __tablename__ = "realtime_outbox"
+    __table_args__ = (Index("ix_realtime_outbox_pending", "published_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    customer_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Lease(Base):
+    """A job that one node at a time does (draining the outbox, pruning old rows): who holds it and
+    until when (seconds since the epoch, by the holder's clock)."""
+
+    __tablename__ = "realtime_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(160))
+    expires_at: Mapped[float] = mapped_column(Float)

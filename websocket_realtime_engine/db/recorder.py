@@ -44,7 +44,11 @@ class NullRecorder(Observer):
 
 
 class DatabaseRecorder(Observer):
-    """Batches records into the platform database behind the engine's back (an observer of the node)."""
+    """Batches records into the platform database behind the engine's back (an observer of the node).
+
+    ``store_private_payloads`` false: messages of private and presence channels (``channel_type``) are
+    recorded without their payload (``NULL``); their channel, event and time are kept.
+    """
 
     def __init__(
         self,
@@ -56,7 +60,9 @@ class DatabaseRecorder(Observer):
         channel_type: Callable[[str], str] = lambda name: "public",
         retry_max_delay: float = 5.0,
         backlog_max_bytes: int = 64 * 1024 * 1024,
+        store_private_payloads: bool = True,
     ) -> None:
+        self.store_private_payloads = store_private_payloads
         self.retry_max_delay = retry_max_delay
         self.backlog_max_bytes = backlog_max_bytes
         self.engine = engine
@@ -111,7 +117,11 @@ class DatabaseRecorder(Observer):
         self._add("leave", channel, connection_id)
 
     def published(self, publication: Publication) -> None:
-        data = publication.data
+        data: bytes | None = publication.data
+        # REALTIME_STORE_PRIVATE_PAYLOADS=false: what a private or presence channel carried is not
+        # kept, only that it carried an event and when
+        if not self.store_private_payloads and self.channel_type(publication.channel) != "public":
+            data = None
         self._add("message", publication.channel, publication.event[:200], data)
 
     def node_reaped(self, node_id: str) -> None:

@@ -4,6 +4,8 @@ Keys (``<prefix>`` is the deployment's, the channel name used as given):
 
 - ``<prefix>history-meta:<channel>`` hash: ``offset`` (the last offset given) and ``epoch`` (the stream's incarnation)
 - ``<prefix>history:<channel>`` list: the kept publications, oldest first, each ``<microseconds> <message>``
+- ``<prefix>once:<key>`` string ``1``: a publication made once (the outbox's), set in the script that
+  appended it and expiring ``REALTIME_IDEMPOTENCY_TTL`` seconds later
   (the Redis ``TIME`` it was appended at, a space, then the :mod:`wire` message at its position)
 
 ``history-meta:`` and ``history:`` differ before any channel name starts, so no channel can make two
@@ -65,7 +67,12 @@ end
 
 # KEYS[3] (optional) the pub/sub channel to publish to; ARGV[2] a new epoch, ARGV[3] the size,
 # ARGV[4] the TTL in microseconds, ARGV[5] the message's tail (wire.encode_tail).
+# KEYS[4] (optional) a once-key, ARGV[6] its TTL in milliseconds: when it is set, nothing is done
+# and false is returned; else it is set, in the same atomic step as the publish.
 _APPEND = """
+if KEYS[4] and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[6]) then
+  return false
+end
 local _, epoch = open(ARGV[2])
 local offset = redis.call('HINCRBY', meta, 'offset', 1)
 local message = '[' .. string.format('%d', offset) .. ',"' .. epoch .. '",' .. ARGV[5]
@@ -192,6 +199,26 @@ class RedisHistory:
             keys.append(pubsub_channel)
         args = (self._ttl_ms, secrets.token_hex(4), self.size, self._ttl_us, wire.encode_tail(publication))
         offset, epoch = await self._run(self._append, keys, args)
+        return StreamPosition(offset, epoch.decode())
+
+    async def append_and_publish_once(
+        self, publication: Publication, pubsub_channel: str, key: str, ttl: float
+    ) -> StreamPosition | None:
+        """:meth:`append_and_publish`, unless the once-key ``<prefix>once:<key>`` is set: then
+        ``None``. The key is set (for ``ttl`` s) in the same script as the append and the publish."""
+        keys = [*self.keys(publication.channel), pubsub_channel, f"{self.prefix}once:{key}"]
+        args = (
+            self._ttl_ms,
+            secrets.token_hex(4),
+            self.size,
+            self._ttl_us,
+            wire.encode_tail(publication),
+            max(1, round(ttl * 1000)),
+        )
+        reply = await self._run(self._append, keys, args)
+        if reply is None:
+            return None
+        offset, epoch = reply
         return StreamPosition(offset, epoch.decode())
 
     async def position(self, channel: str) -> StreamPosition:

@@ -21,8 +21,10 @@ from websocket_realtime_engine.backends import build_backends
 from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.db.credentials import check_secret_lengths, resolve_credentials
 from websocket_realtime_engine.db.recorder import DatabaseRecorder
+from websocket_realtime_engine.db.retention import Retention
 from websocket_realtime_engine.dispatch import EventHandler
 from websocket_realtime_engine.node import Node
+from websocket_realtime_engine.outbox import OutboxDrainer
 from websocket_realtime_engine.web import authenticate, cors, rest
 from websocket_realtime_engine.web.health import add_health_routes
 from websocket_realtime_engine.web.keys import NODE_KEY
@@ -59,6 +61,7 @@ def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler:
             lambda name: policy.type_of(name).value,
             settings.db_retry_max_delay,
             settings.db_backlog_max_bytes,
+            store_private_payloads=settings.store_private_payloads,
         )
     return Node(settings, build_backends(settings), recorder, event_handler)
 
@@ -146,13 +149,33 @@ def engine_service(node: Node, db_engine: AsyncEngine | None) -> Callable[[web.A
             log.warning(warning)
         await node.start()
         runtime.set_local_node(node)
+        drainer = OutboxDrainer(node, db_engine) if db_engine is not None else None
+        if drainer is not None:
+            node.status_sections["outbox"] = drainer.stats
+            await drainer.start()
+        retention = _retention(node.settings, db_engine)
+        if retention is not None:
+            node.status_sections["retention"] = retention.stats
+            await retention.start()
         try:
             yield
         finally:
+            if retention is not None:
+                await retention.stop()
+            if drainer is not None:
+                await drainer.stop()
             runtime.set_local_node(None)
             await node.stop()
 
     return service
+
+
+def _retention(settings: Settings, db_engine: AsyncEngine | None) -> Retention | None:
+    """This node run's pruner of the durable record (REALTIME_RETENTION*), when it records one."""
+    if db_engine is None:
+        return None
+    interval, batch = settings.retention_interval, settings.retention_batch
+    return Retention(db_engine, settings.node_id, settings.retention, interval, batch)
 
 
 def create_app(

@@ -4,6 +4,10 @@ Two callers: the shop's backend with the API key (it vouches for the user, and m
 host to check), and a storefront page with a shop session cookie (the host says who the user is
 and whether they may join, through its ``identify_user`` and ``authorize_channel`` hooks).
 
+A session that the host recognises but that has ended (expired, or its user's sessions revoked)
+answers 401 ``session_expired`` or ``session_revoked``, telling the page to sign in again; no session
+(or a malformed, badly signed cookie) is 401 ``unauthorized``.
+
 Session callers are rate-limited after they are identified, so junk cannot lock a real customer out:
 a user the host identifies is limited on its own (per user id), a caller it does not know per client
 address. API-key callers count against the API key's rate (:mod:`~websocket_realtime_engine.web.rest`).
@@ -14,7 +18,8 @@ client a signature the engine then refuses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,15 +44,20 @@ from websocket_realtime_engine.web.rest import (
 from websocket_realtime_engine.web.schemas import AuthenticateSchema, UserAuthenticateSchema
 
 User = dict[str, Any]
+Identify = Callable[[web.Request], User | None | Awaitable[User | None]]
 AUTHENTICATE_SCHEMA = AuthenticateSchema()
 USER_AUTHENTICATE_SCHEMA = UserAuthenticateSchema()
 
 
 @dataclass(frozen=True)
 class HostAccess:
-    """How the engine asks the host who a request's user is, and whether they may join a channel."""
+    """How the engine asks the host who a request's user is, and whether they may join a channel.
 
-    identify: Callable[[web.Request], User | None] = lambda request: None
+    ``identify`` answers the user, ``None``, or an awaitable of either; it raises
+    :class:`~websocket_realtime_engine.errors.SessionEndedError` for a session that has ended.
+    """
+
+    identify: Identify = lambda request: None
     authorize: Callable[[User | None, str, str], bool | None] = lambda user, channel, connection_id: None
     requests_per_second: float = 5.0
 
@@ -67,15 +77,29 @@ async def _body(request: web.Request) -> Any:
     return await read_json(request)
 
 
-def _session_user(request: web.Request) -> User:
+async def _identified(access: HostAccess, request: web.Request) -> User | errors.SessionEndedError | None:
+    """The host's answer: its user, ``None`` for no session, or why the session ended."""
+    try:
+        user = access.identify(request)
+        if inspect.isawaitable(user):
+            user = await user
+    except errors.SessionEndedError as exc:
+        return exc
+    return user
+
+
+async def _session_user(request: web.Request) -> User:
     """The host's user for a request without the API key, identified before anything is charged: a
-    known user against its own bucket, an unknown caller against its address's (then 401)."""
+    known user against its own bucket, an unknown caller or an ended session against its address's
+    (then 401)."""
     access = request.app[HOST_ACCESS_KEY]
-    user = access.identify(request)
-    caller = ("address", client_address(request)) if user is None else ("user", str(user.get("id")))
+    user = await _identified(access, request)
+    caller = ("user", str(user.get("id"))) if isinstance(user, dict) else ("address", client_address(request))
     rate = access.requests_per_second
     if not limits_of(request).take(caller, rate):
         raise ApiError(429, "rate_limited", "too many authentication requests; slow down", retry_after=1 / rate)
+    if isinstance(user, errors.SessionEndedError):
+        raise ApiError(401, user.name, user.message)
     if user is None:
         raise ApiError(401, "unauthorized", "no API key and no shop session")
     return user
@@ -97,7 +121,7 @@ async def authenticate(request: web.Request) -> web.Response:
     data = load_body(AUTHENTICATE_SCHEMA, await _body(request))
     channel, connection_id = data["channel"], data["connection_id"]
     trusted = has_api_key(request)
-    user = data["user"] if trusted else _session_user(request)
+    user = data["user"] if trusted else await _session_user(request)
     kind = node.policy.type_of(channel)
     if kind is ChannelType.PUBLIC:
         raise ApiError(400, "public_channel", f"{channel} is public: subscribe without auth")
@@ -133,7 +157,7 @@ async def authenticate_user(request: web.Request) -> web.Response:
         if not user_data or not isinstance(user_data.get("id"), str) or not user_data["id"]:
             raise ApiError(400, "invalid_request", "user_data: an object with a string id is required")
     else:
-        user = _session_user(request)
+        user = await _session_user(request)
         user_data = {"id": user["id"], "user_info": user.get("info") or {}}
     text = orjson.dumps(user_data).decode()
     settings = node.settings
