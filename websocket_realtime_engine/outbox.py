@@ -127,6 +127,8 @@ class OutboxDrainer:
             if more:
                 await asyncio.sleep(0)
                 continue
+            if not self.lease.held:  # a standby node tries for the lease at least once a lease time
+                delay = min(delay, self.lease.ttl)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()

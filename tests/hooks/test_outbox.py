@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -32,50 +34,49 @@ from websocket_realtime_engine.protocol.channels import channel_id
 from websocket_realtime_engine.web.app import NODE_KEY
 
 
-async def serve(platform: Platform) -> TestServer:
+@asynccontextmanager
+async def served(**settings: str) -> AsyncIterator[tuple[Platform, TestServer]]:
+    """The platform with the engine active, its application on a loopback server; ``settings`` go
+    into the environment first (``scoped_env`` puts it back afterwards)."""
+    os.environ.update(settings)
+    platform = Platform(HostSettings.from_env())
     await platform.load()
     await platform.activate(PLUGIN_NAME)
     server = TestServer(platform.build_app(only=PLUGIN_NAME), host="127.0.0.1")
     await server.start_server()
-    return server
-
-
-@pytest.fixture
-async def platform_server(scoped_env: dict[str, str]) -> AsyncIterator[tuple[Platform, TestServer]]:
-    scoped_env.update({"REALTIME_OUTBOX_POLL_INTERVAL": "0.1", "REALTIME_OUTBOX_LEASE_TTL": "0.5"})
-    platform = Platform(HostSettings.from_env())
-    server = await serve(platform)
     try:
         yield platform, server
     finally:
         await server.close()
         await platform.close()
+
+
+FAST = {"REALTIME_OUTBOX_POLL_INTERVAL": "0.1", "REALTIME_OUTBOX_LEASE_TTL": "0.5"}
+
+
+@pytest.fixture
+async def platform_server(scoped_env: dict[str, str]) -> AsyncIterator[tuple[Platform, TestServer]]:
+    async with served(**FAST) as both:
+        yield both
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def any_server(
     request: pytest.FixtureRequest, scoped_env: dict[str, str]
 ) -> AsyncIterator[tuple[Platform, TestServer]]:
-    """The same on SQLite, and on a PostgreSQL database of its own with polling slowed down (so
-    NOTIFY must wake the drainer)."""
+    """The same on SQLite, and on a PostgreSQL database of its own with polling slowed down to 5 s
+    (so only NOTIFY can wake the drainer in time)."""
     if request.param == "sqlite":
-        platform = Platform(HostSettings.from_env())
-        server = await serve(platform)
-        yield platform, server
-        await server.close()
-        await platform.close()
+        async with served(**FAST) as both:
+            yield both
         return
     database = f"outbox_{secrets.token_hex(4)}"
     psql(f"create database {database}")
     url = f"{POSTGRES_URL.rsplit('/', 1)[0]}/{database}"
-    scoped_env.update({"SHOPOLOGIC_DATABASE_URL": url, "REALTIME_OUTBOX_POLL_INTERVAL": "5"})
-    platform = Platform(HostSettings.from_env())
-    server = await serve(platform)
     try:
-        yield platform, server
+        async with served(SHOPOLOGIC_DATABASE_URL=url, REALTIME_OUTBOX_POLL_INTERVAL="5") as both:
+            yield both
     finally:
-        await server.close()
-        await platform.close()
         psql(f"drop database if exists {database} with (force)")
 
 
