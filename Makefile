@@ -20,7 +20,7 @@ install: $(STAMP)
 ## run: set up, activate the plugin (runs its migrations), serve on 127.0.0.1:8080
 run: install
 	$(BIN)/python bootstrap_plugins.py plugin activate $(PLUGIN)
-	$(BIN)/python bootstrap_plugins.py serve
+	$(BIN)/python bootstrap_plugins.py serve --demo
 
 ## test: set up, make sure Redis and PostgreSQL answer, lint, type-check, run every test
 test: install services lint

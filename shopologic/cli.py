@@ -268,6 +268,9 @@ def build_parser(platform: Platform) -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the platform with every active plugin")
     add_server_options(serve)
+    serve.add_argument(
+        "--demo", action="store_true", help="demo mode: plugins may run demo content (the engine: a pretend shop)"
+    )
     serve.set_defaults(handler=cmd_serve)
 
     platform.register_commands(sub)
@@ -278,6 +281,8 @@ async def _run(platform: Platform, handler: Command, args: argparse.Namespace) -
     platform.overrides = {
         name: getattr(args, name, None) for name in SERVER_OPTIONS if getattr(args, name, None) is not None
     }
+    if getattr(args, "demo", False):  # `serve --demo` only: no other command has the flag
+        platform.overrides["demo"] = True
     try:
         await platform.load()
         return await handler(platform, args)

@@ -81,7 +81,8 @@ class PluginHost(Protocol):
 
     @property
     def overrides(self) -> dict[str, Any]:
-        """Command-line options for plugins to honour (``host``, ``port``, ``node_id``), when given."""
+        """Command-line options for plugins to honour (``host``, ``port``, ``node_id``, ``tls_cert``,
+        ``tls_key``; ``demo`` when ``serve --demo`` runs), when given."""
 
     def transaction(self) -> Any:
         """``async with platform.transaction() as tx:``: one transaction of the platform database

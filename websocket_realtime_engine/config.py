@@ -121,6 +121,7 @@ class Settings:
     outbox_poll_interval: float = 1.0  # seconds between looks for rows (SQLite; PostgreSQL is woken by NOTIFY)
     outbox_lease_ttl: float = 10.0  # seconds a silent drainer keeps the lease before another node takes over
     outbox_batch_size: int = 100  # rows read, published and marked at once
+    demo_interval: float = 3.0  # seconds between two events of `serve --demo`'s pretend shop
     # hooks out of the engine
     hook_queue_limit: int = 1_000
     hook_queue_max_bytes: int = 64 * 1024 * 1024
@@ -235,6 +236,7 @@ def _check(settings: Settings) -> None:
         "outbox_poll_interval",
         "outbox_lease_ttl",
         "outbox_batch_size",
+        "demo_interval",
         "client_messages_per_second",
         "client_frames_per_second",
         "client_flood_close_after",

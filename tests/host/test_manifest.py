@@ -173,7 +173,7 @@ def test_discovery_finds_the_repository_plugin_and_the_test_plugin() -> None:
     engine = found["websocket-realtime-engine"]
     assert engine.path == (ROOT / "plugin.json").resolve()
     assert engine.version == json.loads((ROOT / "plugin.json").read_text())["version"]
-    assert engine.hooks == ("hooks/lifecycle.py", "hooks/commerce.py", "hooks/commands.py")
+    assert engine.hooks == ("hooks/lifecycle.py", "hooks/commerce.py", "hooks/commands.py", "hooks/demo.py")
     assert engine.hookspecs == ("hooks/hookspecs.py",)
     assert engine.migrations == (ROOT / "migrations").resolve()
     assert found["order-emitter"].path == (TEST_PLUGINS / "order_emitter" / "plugin.json").resolve()
