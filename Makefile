@@ -5,14 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PLUGIN := websocket-realtime-engine
 
-.PHONY: install run test lint services bench bench-quick bench-cluster clean
+.PHONY: install run test lint services bench bench-quick bench-cluster screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (set PYTHON=python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# playwright drives Debian's chromium (scripts/ensure-services.sh installs it): never a browser download
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +30,10 @@ test: install services lint
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+## screenshots: the pages (dashboard, debug console, storefront) photographed into docs/screenshots/
+screenshots: install services
+	$(BIN)/python scripts/screenshots.py
 
 services:
 	@bash scripts/ensure-services.sh

@@ -27,7 +27,7 @@ from shopologic.contracts import CommandError, PluginHost
 from shopologic.hookspecs import hookimpl
 from shopologic.server import Listen, ServeError, add_server_options, run_app, tls_context
 from websocket_realtime_engine import PLUGIN_NAME, client
-from websocket_realtime_engine.config import Settings, SettingsError, config_file_path
+from websocket_realtime_engine.config import CREDENTIAL_FIELDS, Settings, SettingsError, config_file_path
 from websocket_realtime_engine.db.credentials import has_app_table, stored_credentials
 from websocket_realtime_engine.db.retention import check_user_id, customer_channel, erase_history, erase_user
 from websocket_realtime_engine.errors import UnavailableError
@@ -95,7 +95,7 @@ def register_commands(subparsers: argparse._SubParsersAction[Any], platform: Plu
         "--url", help="the node to ask, e.g. https://node-2.example:8443 (default: REALTIME_ENGINE_URL, else this host)"
     )
     status.set_defaults(handler=_user_errors(cmd_status))
-    websocket.add_parser("credentials", help="print the app id, key, secret and API key").set_defaults(
+    websocket.add_parser("credentials", help="print the app id, key, secret, API key and admin token").set_defaults(
         handler=_user_errors(cmd_credentials)
     )
     erase = websocket.add_parser("erase-user", help="remove one customer's records (messages, connections, …)")
@@ -350,7 +350,7 @@ def node_lines(nodes: dict[str, dict[str, Any]], now: float) -> list[str]:
 
 
 async def cmd_credentials(platform: PluginHost, args: argparse.Namespace) -> int:
-    """Print the credentials the engine uses (the environment's, else the stored app's)."""
+    """Print the credentials the engine uses (the environment's, else the stored app's), the admin token too."""
     stored = None
     if PLUGIN_NAME in platform.active:
         if not await has_app_table(platform.engine):
@@ -359,7 +359,7 @@ async def cmd_credentials(platform: PluginHost, args: argparse.Namespace) -> int
     settings = _settings(platform)
     if not (stored or settings.api_key):
         raise CommandError(f"no credentials yet: run `python bootstrap_plugins.py plugin activate {PLUGIN_NAME}`")
-    for name in ("app_id", "app_key", "app_secret", "api_key"):
+    for name in CREDENTIAL_FIELDS:  # the admin token last: the admin pages' login (/admin/login)
         print(f"REALTIME_{name.upper()}={getattr(settings, name) or (stored or {}).get(name, '')}")
     return 0
 

@@ -27,6 +27,8 @@ from aiohttp import web
 from shopologic.contracts import PLATFORM_KEY, PluginHost
 from shopologic.defaults import SESSION_COOKIE, session_cookie
 from shopologic.hookspecs import hookimpl
+from websocket_realtime_engine.protocol.channels import channel_id
+from websocket_realtime_engine.web.pages import page
 
 from .state import STATE
 
@@ -34,6 +36,8 @@ log = logging.getLogger("realtime.demo")
 DEMO_CUSTOMER = {"id": "demo-customer", "role": "customer", "info": {"name": "Demo Customer"}}
 NEXT_STATUS = {"pending": "paid", "paid": "shipped", "shipped": "delivered"}
 SESSION_TTL = 8 * 3600  # seconds a demo session lasts
+MAX_SHOWN_ORDERS = 10  # the demo customer's orders /demo/catalogue lists
+DEMO_SHOP_KEY = web.AppKey("realtime.demo_shop", object)
 
 
 @dataclass
@@ -66,7 +70,12 @@ class DemoShop:
     rng: random.Random = field(default_factory=random.Random)
     products: list[Product] = field(default_factory=catalogue)
     open_orders: list[dict[str, Any]] = field(default_factory=list)
+    customer_orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # the demo customer's latest
     numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
+
+    def state(self) -> dict[str, Any]:
+        """The catalogue and the demo customer's recent orders, for a page to start from."""
+        return {"products": [p.payload() for p in self.products], "orders": list(self.customer_orders.values())}
 
     async def step(self) -> str:
         """Emit one event (or two, for an order that takes stock); the name of what happened."""
@@ -88,7 +97,7 @@ class DemoShop:
         ]
         total = sum(Decimal(item["price"]) * item["quantity"] for item in items)
         now = datetime.now(UTC).isoformat()
-        order = {
+        order: dict[str, Any] = {
             "id": f"demo-{number}",
             "number": f"SO-{number}",
             "customer_id": customer,
@@ -107,6 +116,10 @@ class DemoShop:
                 product.stock = max(0, product.stock - item["quantity"]) or 50  # restocked when sold out
                 await self.platform.emit("product.stock_changed", product=product.payload(), previous_stock=previous)
         self.open_orders.append(order)
+        if mine:
+            self.customer_orders[str(order["id"])] = order
+            while len(self.customer_orders) > MAX_SHOWN_ORDERS:
+                del self.customer_orders[next(iter(self.customer_orders))]
         return f"order {order['number']} placed"
 
     async def _advance(self, order: dict[str, Any]) -> str:
@@ -136,16 +149,27 @@ async def demo_session(request: web.Request) -> web.Response:
     """``GET /demo/session``: the demo customer's shop session, as a cookie (demo mode only)."""
     platform = request.config_dict[PLATFORM_KEY]
     cookie = await session_cookie(platform, DEMO_CUSTOMER, ttl=SESSION_TTL)
-    response = web.json_response({"user": {k: DEMO_CUSTOMER[k] for k in ("id", "role", "info")}})
+    user = {key: DEMO_CUSTOMER[key] for key in ("id", "role", "info")}
+    response = web.json_response({"user": {**user, "channel_id": channel_id(str(user["id"]))}})
     response.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_TTL, httponly=True, samesite="Lax", path="/")
     return response
 
 
+async def demo_catalogue(request: web.Request) -> web.Response:
+    """``GET /demo/catalogue``: the pretend shop's products and the demo customer's recent orders."""
+    shop = request.app[DEMO_SHOP_KEY]
+    assert isinstance(shop, DemoShop)
+    return web.json_response(shop.state())
+
+
 @hookimpl
 def register_routes(app: web.Application, platform: PluginHost) -> None:
-    """``/demo/session``, in demo mode only."""
+    """``/demo/storefront``, ``/demo/session`` and ``/demo/catalogue``, in demo mode only."""
     if demo_mode(platform):
+        app[DEMO_SHOP_KEY] = DemoShop(platform)
+        app.router.add_get("/demo/storefront", page("storefront.html"))
         app.router.add_get("/demo/session", demo_session)
+        app.router.add_get("/demo/catalogue", demo_catalogue)
 
 
 @hookimpl
@@ -156,7 +180,8 @@ def background_services(app: web.Application, platform: PluginHost) -> list[Any]
     interval = STATE.settings().demo_interval
 
     async def pretend_shop(app: web.Application) -> AsyncIterator[None]:
-        shop = DemoShop(platform)
+        shop = app[DEMO_SHOP_KEY]
+        assert isinstance(shop, DemoShop)
 
         async def run() -> None:
             while True:
@@ -180,4 +205,6 @@ def server_banner(url: str, platform: PluginHost) -> list[str] | None:
     """Say that the demo runs, and where its session is."""
     if not demo_mode(platform):
         return None
-    return [f"  demo       a pretend shop emits events every {STATE.settings().demo_interval:g} s; {url}/demo/session"]
+    return [
+        f"  demo       {url}/demo/storefront (a pretend shop emits events every {STATE.settings().demo_interval:g} s)"
+    ]

@@ -51,9 +51,9 @@ async def platform_loaded(platform: PluginHost) -> None:
 
 
 def _redact(credentials: dict[str, str] | None) -> None:
-    """Keep the app's secret and API key out of every log line, from the moment they are known."""
+    """Keep the app's secret, API key and admin token out of every log line, from the moment they are known."""
     if credentials:
-        log.redact(credentials["app_secret"], credentials["api_key"])
+        log.redact(credentials["app_secret"], credentials["api_key"], credentials.get("admin_token", ""))
 
 
 @hookimpl
@@ -143,7 +143,7 @@ def sessions_revoked(user_id: str) -> Any:
 def register_routes(app: web.Application, platform: PluginHost) -> None:
     """The engine's WebSocket endpoint and REST API, with the host deciding who may join what."""
     settings = STATE.settings()
-    log.redact(settings.api_key, settings.app_secret, url_password(settings.redis_url))
+    log.redact(settings.api_key, settings.app_secret, settings.admin_token, url_password(settings.redis_url))
     node = engine_app.build_node(settings, platform.engine, _event_handler(platform))
     access = HostAccess(
         identify=_identify(platform),
@@ -195,6 +195,9 @@ def banner_lines(url: str) -> list[str]:
         f"  WebSocket  {websocket_url}/socket",
         f"  REST API   {url}/api/v1/ (OpenAPI: {url}/api/v1/openapi.yaml)",
         f"  readiness  {url}/readyz (liveness: {url}/healthz)",
+        f"  metrics    {url}/metrics (Prometheus)",
+        f"  admin      {url}/admin (debug console: {url}/debug; the token: websocket credentials)",
+        f"  client     {url}/realtime.js (HTTP fallback: {url}/api/v1/stream)",
         "  API key    python bootstrap_plugins.py websocket credentials",
     ]
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the services the tests use answer: Redis on 127.0.0.1:6379 and PostgreSQL on
 # 127.0.0.1:5432 (user postgres, database test). Starts them when they are installed but stopped;
-# installs redis-server when it is missing (tests start their own on free ports), and nginx (the
-# cluster tests run their own nginx processes; the package's service is not started); otherwise
-# fails with a clear message. Never skips silently.
+# installs redis-server when it is missing (tests start their own on free ports), chromium (the
+# browser tests) and nginx (the cluster tests run their own nginx processes; the package's service
+# is not started); otherwise fails with a clear message. Never skips silently.
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -52,4 +52,13 @@ if ! have_nginx; then
   apt_install nginx || { echo "error: could not install nginx (apt-get install nginx failed)" >&2; exit 1; }
   have_nginx || { echo "error: nginx was installed but no nginx command is found" >&2; exit 1; }
 fi
-echo "services: Redis and PostgreSQL answer, nginx is installed"
+# the browser tests' headless Chromium: Debian's package, driven by playwright through its path
+# (tests/browser/conftest.py); never a browser download. Without recommends: no desktop services.
+have_chromium() { have chromium || [ -x /usr/bin/chromium ]; }
+if ! have_chromium; then
+  echo "installing chromium (Debian's package) for the browser tests"
+  apt_install --no-install-recommends chromium fonts-liberation \
+    || { echo "error: could not install chromium (apt-get install chromium failed)" >&2; exit 1; }
+  have_chromium || { echo "error: chromium was installed but no chromium command is found" >&2; exit 1; }
+fi
+echo "services: Redis and PostgreSQL answer, nginx and chromium are installed"

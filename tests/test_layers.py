@@ -67,6 +67,7 @@ ENGINE_CORE = _engine(
     "client.py",
     "backends.py",
     "outbox.py",  # the outbox drainer: publishes through the node, reads the outbox in db/
+    "feeds.py",  # the admin feeds (private-realtime.*): an observer of the node, publishes to the broker
 )
 BACKENDS = _engine(
     "broker/",

@@ -19,8 +19,8 @@ from typing import Any
 
 from websocket_realtime_engine.origins import parse_patterns
 
-CREDENTIAL_FIELDS = ("app_id", "app_key", "app_secret", "api_key")
-SECRET_FIELDS = frozenset({"app_secret", "api_key", "redis_url"})
+CREDENTIAL_FIELDS = ("app_id", "app_key", "app_secret", "api_key", "admin_token")
+SECRET_FIELDS = frozenset({"app_secret", "api_key", "redis_url", "metrics_token", "admin_token"})
 
 
 class SettingsError(ValueError):
@@ -52,10 +52,12 @@ class Settings:
     app_key: str = ""
     app_secret: str = ""
     api_key: str = ""
+    metrics_token: str = ""  # set: GET /metrics needs ``Authorization: Bearer <it>``; empty: readable by anyone
     # connections
     heartbeat: float = 25.0
     close_timeout: float = 3.0
     max_connections: int = 10_000
+    stream_call_timeout: float = 5.0  # seconds a node waits for the node holding an SSE stream to answer a control call
     # connection throttling (web/throttle.py), counted from the TCP accept
     max_http_connections: int = 1_000  # per node: connections that are not (yet) WebSockets
     max_connections_per_address: int = 100  # open at once per client address (loopback excepted)
@@ -105,6 +107,12 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # an API key or app secret under 20 characters stops the node; this lets it start (tests), loudly
     allow_short_secrets: bool = False
+    # admin access (web/admin.py): the token (a credential: generated at activation unless given), how long
+    # a login lasts; the engine's own live channels (feeds.py): stats every interval, log events a second
+    admin_token: str = ""
+    admin_session_ttl: float = 12 * 3600.0
+    admin_stats_interval: float = 1.0
+    admin_log_rate: float = 100.0
     # durable record (write-behind)
     db_batch_size: int = 500
     db_flush_interval: float = 0.5
@@ -227,6 +235,7 @@ def _check(settings: Settings) -> None:
         "rest_max_body_bytes",
         "db_batch_size",
         "close_timeout",
+        "stream_call_timeout",
         "db_flush_interval",
         "db_retry_max_delay",
         "db_backlog_limit",
@@ -254,6 +263,9 @@ def _check(settings: Settings) -> None:
         "redis_timeout",
         "retention_interval",
         "retention_batch",
+        "admin_session_ttl",
+        "admin_stats_interval",
+        "admin_log_rate",
     )
     for name in positive:
         if getattr(settings, name) <= 0:

@@ -26,7 +26,8 @@ class Wire:
     """How one kind of connection writes: its dialect's publication encoding inside its framing.
 
     One instance per (dialect, framing) per process: the hub encodes each publication once per
-    ``Wire`` present among a channel's subscribers, and compares them by identity.
+    ``Wire`` present among a channel's subscribers, and compares them by identity. (An SSE stream has
+    one of its own, ``web/sse.py``'s ``StreamWire``: its events' ids hold that stream's positions.)
     """
 
     __slots__ = ("name", "encode_publication", "frame")

@@ -10,6 +10,7 @@ Exception tree::
     │       ├── SessionExpiredError          ``session_expired``: past its expiry
     │       └── SessionRevokedError          ``session_revoked``: its user's sessions were revoked
     ├── ForbiddenError                     4010: allowed by nobody (client publishing, not subscribed)
+    │   └── ReservedChannelError           4011: ``private-realtime.*`` is the engine's own (feeds.py)
     ├── LimitError                         4020: a configured limit was reached
     ├── RateLimitError                     4029: too many client messages
     └── UnavailableError                   4503: a backend (broker, presence) cannot be reached
@@ -25,6 +26,7 @@ code    name                   when
 4003    unsupported_data       a binary frame (only JSON text frames are spoken)
 4009    unauthorized           missing or wrong ``auth``; presence/sign-in rules not met
 4010    forbidden              client publishing is not allowed on the channel, or not subscribed
+4011    reserved_channel       publishing on ``private-realtime.*``: only the engine publishes there
 4020    limit_exceeded         channels per connection, presence members, user info size
 4029    rate_limited           more client messages (or frames of any kind) per second than allowed
 4500    internal_error         a bug; logged with its trace, the connection stays open
@@ -98,6 +100,13 @@ class SessionRevokedError(SessionEndedError):
 class ForbiddenError(RealtimeError):
     code = 4010
     name = "forbidden"
+
+
+class ReservedChannelError(ForbiddenError):
+    """A client publishes on a channel of the engine's own (``private-realtime.*``)."""
+
+    code = 4011
+    name = "reserved_channel"
 
 
 class LimitError(RealtimeError):

@@ -10,7 +10,10 @@
   peers whose heartbeat expired and reaps them (their presence members leave, their connections
   leave the lists, the observers close their durable records).
 - **Control channel**: ``#node:<id>`` on the broker carries the disconnects that another node was
-  asked for (REST) to the node that holds the connections.
+  asked for (REST) to the node that holds the connections, and **calls**: a request another node
+  got for something only this node can carry out (a control call of an SSE stream it holds) goes
+  to a handler registered under its kind (:attr:`Membership.call_handlers`), whose answer goes
+  back on the asking node's control channel (:meth:`Membership.call`).
 - **After a Redis outage**: deliver what the history got meanwhile, then record again what this
   node holds (changes made while Redis was away were dropped).
 - **Leaving** (:meth:`Membership.leave`): the node's connections leave the lists and it
@@ -23,8 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
-from collections.abc import Awaitable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -39,6 +43,8 @@ from websocket_realtime_engine.publication import Publication
 
 log = logging.getLogger("realtime.node")
 T = TypeVar("T")
+# a kind of call's handler: the call's arguments in, its answer out (JSON values); it never raises
+CallHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 CONTROL_PREFIX = "#node:"  # a node's control channel on the broker; no client channel has a "#"
 HEARTBEATS_PER_TTL = 3  # a node is thought dead after this many missed beats
@@ -81,6 +87,8 @@ class Membership:
         # whether the control channel is subscribed: one node alone (memory backends) needs none
         self._listening = backends.kind == "memory"
         self._heartbeat: asyncio.Task[None] | None = None
+        self.call_handlers: dict[str, CallHandler] = {}  # by kind: calls other nodes send this one
+        self._calls: dict[str, asyncio.Future[dict[str, Any]]] = {}  # this node's calls awaiting answers
 
     @property
     def ttl(self) -> float:
@@ -200,15 +208,65 @@ class Membership:
         await self.backends.broker.publish(control, history=False)
 
     def on_control(self, publication: Publication) -> None:
-        """A message on this node's control channel: close the connections it names."""
-        if publication.event != "disconnect":
-            log.warning("an unknown control message: %r", publication.event)
-            return
-        node = self.node
-        for connection_id in orjson.loads(publication.data):
-            connection = node.connections.get(connection_id)
-            if connection is not None:
-                node.spawn(node.close_connection(connection, errors.CloseReason.DISCONNECTED))
+        """A message on this node's control channel: connections to close, a call, a call's answer."""
+        event = publication.event
+        if event == "disconnect":
+            node = self.node
+            for connection_id in orjson.loads(publication.data):
+                connection = node.connections.get(connection_id)
+                if connection is not None:
+                    node.spawn(node.close_connection(connection, errors.CloseReason.DISCONNECTED))
+        elif event == "call":
+            self.node.spawn(self._answer(orjson.loads(publication.data)))
+        elif event == "answer":
+            answer = orjson.loads(publication.data)
+            future = self._calls.get(answer["id"])
+            if future is not None and not future.done():  # else it timed out meanwhile
+                future.set_result(answer)
+        else:
+            log.warning("an unknown control message: %r", event)
+
+    async def call(self, node_id: str, kind: str, arguments: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Have ``node_id`` carry out a call of ``kind`` (its handler in :attr:`call_handlers`); its answer.
+
+        :raises TimeoutError: when no answer came within ``timeout`` seconds.
+        :raises errors.RealtimeError: when the node has no handler, or its handler failed.
+        :raises errors.UnavailableError: when the broker cannot take the call.
+        """
+        call_id = secrets.token_hex(8)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._calls[call_id] = future
+        request = {"id": call_id, "from": self.node_id, "kind": kind, "arguments": arguments}
+        try:
+            async with asyncio.timeout(timeout):
+                await self.backends.broker.publish(
+                    Publication(CONTROL_PREFIX + node_id, "call", orjson.dumps(request)), history=False
+                )
+                answer = await future
+        finally:
+            del self._calls[call_id]
+        if "error" in answer:
+            raise errors.RealtimeError(f"node {node_id} could not answer: {answer['error']}")
+        result: dict[str, Any] = answer["result"]
+        return result
+
+    async def _answer(self, request: dict[str, Any]) -> None:
+        """Carry out another node's call and send it the answer."""
+        answer: dict[str, Any] = {"id": request["id"]}
+        handler = self.call_handlers.get(request["kind"])
+        if handler is None:
+            answer["error"] = f"no handler of {request['kind']!r} calls"
+        else:
+            try:
+                answer["result"] = await handler(request["arguments"])
+            except Exception:  # noqa: BLE001 - a handler's bug: the caller gets an error, not a wait
+                log.exception("a %s call from node %s failed", request["kind"], request["from"])
+                answer["error"] = "internal error"
+        reply = Publication(CONTROL_PREFIX + request["from"], "answer", orjson.dumps(answer))
+        try:
+            await self.backends.broker.publish(reply, history=False)
+        except Exception as exc:  # noqa: BLE001 - the caller times out
+            log.warning("could not answer node %s: %r", request["from"], exc)
 
     # -- Redis outages -----------------------------------------------------------------------------
 

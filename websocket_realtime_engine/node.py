@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import orjson
+from prometheus_client import Histogram
 
 from websocket_realtime_engine import admission, errors
 from websocket_realtime_engine.admission import Member
@@ -29,6 +30,7 @@ from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.connection import Closer, Connection, State, Wire
 from websocket_realtime_engine.db.recorder import NullRecorder
 from websocket_realtime_engine.dispatch import EventDispatcher, EventHandler
+from websocket_realtime_engine.feeds import AdminFeeds, is_reserved
 from websocket_realtime_engine.hub import Hub
 from websocket_realtime_engine.membership import Membership, recorded
 from websocket_realtime_engine.observers import Observer, Observers
@@ -40,6 +42,8 @@ from websocket_realtime_engine.recovery import Subscription, catch_up
 log = logging.getLogger("realtime.node")
 
 MOST_USER_CONNECTIONS = 100_000  # a user disconnect looks this many of the user's connections up
+# seconds; from 100 us (one node, a few subscribers) to 2.5 s (a broker in trouble)
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 def encode_data(data: Any) -> bytes:
@@ -85,6 +89,19 @@ class Node:
         self._counter = itertools.count(secrets.randbelow(1_000_000) + 1)
         self.started_at = time.time()
         self.published = 0
+        self.publications: collections.Counter[str] = collections.Counter()  # published, by source
+        self.deliveries = 0  # publications queued for local subscribers, one per subscriber
+        self.client_messages = 0  # client "message" requests received (refused ones too)
+        # per publication, never per subscriber (web/metrics.py serves them at /metrics): from the
+        # start of publish() until the hub has queued it (memory broker) or Redis has answered the
+        # publish script, which has pushed it to every subscribed node (Redis)
+        fanout = "Seconds from a publish's start until its publication is queued for the subscribers"
+        self.fanout_latency = Histogram("realtime_fanout_seconds", fanout, buckets=LATENCY_BUCKETS, registry=None)
+        # the Redis broker's publish round trips (a broker with an on_round_trip attribute reports them)
+        round_trip = "Seconds each publish to the broker took, its round trip"
+        self.broker_round_trip = Histogram(
+            "realtime_broker_publish_seconds", round_trip, buckets=LATENCY_BUCKETS, registry=None
+        )
         self.slow_consumers = 0
         self.frames_dropped = 0  # over a connection's frame rate
         self.flooding_closed = 0  # connections closed with CloseReason.FLOODING
@@ -96,6 +113,9 @@ class Node:
         self.membership = Membership(self, backends, self.gaps)
         # more sections of status() (the outbox drainer's, the retention pruner's), by name
         self.status_sections: dict[str, Callable[[], dict[str, Any]]] = {}
+        # the engine's own live channels (private-realtime.stats and .log), fed by the observer list
+        self.feeds = AdminFeeds(self)
+        self.observers.observers.append(self.feeds)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -106,6 +126,8 @@ class Node:
         """
         if hasattr(self.broker, "on_state_change"):  # a broker that can lose its connection (Redis)
             self.broker.on_state_change = self.membership.broker_state
+        if hasattr(self.broker, "on_round_trip"):  # a broker with a network round trip (Redis)
+            self.broker.on_round_trip = self.broker_round_trip.observe
         await self.broker.start(self._on_publication)
         try:
             await self.membership.join()
@@ -119,6 +141,7 @@ class Node:
 
     async def stop(self) -> None:
         """Stop accepting, close every client (reconnect elsewhere), stop backends and observers."""
+        await self.feeds.stop(self.settings.node_id)  # before the clients go: their closing is not news
         await self.close_all()
         for task in list(self._tasks):  # evictions still closing
             task.cancel()
@@ -306,6 +329,7 @@ class Node:
             await self._leave(connection, channel)
             raise errors.ForbiddenError("the connection closed while subscribing")
         self.hub.go_live(connection, channel)
+        self.observers.subscribed(channel, connection.id)
         self.gaps.live(channel, subscription.position)
         if channel not in self.hub.pending:
             self._seen.pop(channel, None)
@@ -362,6 +386,8 @@ class Node:
     async def _leave(self, connection: Connection, channel: str, vacated: bool | None = None) -> None:
         """Leave a channel; ``vacated`` when the cluster state was already told (a connection closing)."""
         connection.channels.discard(channel)
+        if connection in self.hub.channels.get(channel, ()):  # live: its subscription is news, not a failed one
+            self.observers.unsubscribed(channel, connection.id)
         if self.hub.detach(connection, channel):
             self._seen.pop(channel, None)
             self.gaps.forget(channel)
@@ -397,13 +423,16 @@ class Node:
         exclude: str | None = None,
         user_id: str | None = None,
         idempotency_key: str | None = None,
+        source: str = "rest",
     ) -> list[StreamPosition]:
         """Publish one event to channels: its data encoded once; each channel's position returned.
 
-        With ``idempotency_key``: when the key was claimed within ``REALTIME_IDEMPOTENCY_TTL`` s
+        ``source`` names the publisher in the counters (``rest``, ``client``; the engine's own feeds
+        name theirs). With ``idempotency_key``: when the key was claimed within ``REALTIME_IDEMPOTENCY_TTL`` s
         (cluster-wide on Redis), nothing is published and ``[]`` is returned; when the publish
         fails, the key is released so that a retry publishes.
         """
+        started = time.perf_counter()
         names = [check_name(channel) for channel in channels]
         payload = encode_data(data)
         store = self.backends.idempotency
@@ -414,6 +443,7 @@ class Node:
             for channel in names:
                 publication = Publication(channel, event, payload, exclude=exclude, user_id=user_id)
                 position = await self.broker.publish(publication)
+                self.fanout_latency.observe(time.perf_counter() - started)
                 self.observers.published(publication.at(position))
                 positions.append(position)
         except BaseException:
@@ -425,13 +455,16 @@ class Node:
             raise
         finally:
             self.published += len(positions)
+            self.publications[source] += len(positions)
         return positions
 
     async def publish_once(self, channels: Iterable[str], event: str, data: Any, key: str) -> int:
         """Publish one event to channels, each unless it went out under ``key`` before (within
         ``REALTIME_IDEMPOTENCY_TTL`` s, cluster-wide on Redis): the check and the publish are one
         atomic step per channel, so a publisher killed halfway and retried publishes each channel
-        exactly once. How many channels it went to now (``0``: all of them before)."""
+        exactly once. How many channels it went to now (``0``: all of them before). Counted as
+        published by the ``outbox``, its only caller."""
+        started = time.perf_counter()
         names = [check_name(channel) for channel in channels]
         payload = encode_data(data)
         sent = 0
@@ -439,13 +472,18 @@ class Node:
             publication = Publication(channel, event, payload)
             position = await self.broker.publish_once(publication, f"{key}:{channel}", self.settings.idempotency_ttl)
             if position is not None:
+                self.fanout_latency.observe(time.perf_counter() - started)
                 self.observers.published(publication.at(position))
                 sent += 1
         self.published += sent
+        self.publications["outbox"] += sent
         return sent
 
     async def client_message(self, connection: Connection, channel: str, data: Any, echo: bool) -> None:
         """A subscriber publishes to a channel whose policy allows it."""
+        self.client_messages += 1
+        if is_reserved(channel):
+            raise errors.ReservedChannelError(f"{channel} is the engine's own: only the engine publishes there")
         if channel not in connection.channels:
             raise errors.ForbiddenError(f"subscribe to {channel} before publishing to it")
         if not self.policy.allows_client_messages(channel):
@@ -454,7 +492,8 @@ class Node:
             raise errors.RateLimitError(f"more than {self.settings.client_messages_per_second:g} messages per second")
         user_id = connection.presence.get(channel, connection.user_id)
         payload = encode_data(data)  # once: published as it is, and the plugins' hooks get it as text
-        await self.publish([channel], "message", orjson.Fragment(payload), None if echo else connection.id, user_id)
+        exclude = None if echo else connection.id
+        await self.publish([channel], "message", orjson.Fragment(payload), exclude, user_id, source="client")
         self.observers.client_message(channel, payload, connection.id, user_id)
 
     def _on_publication(self, publication: Publication) -> None:
@@ -471,7 +510,7 @@ class Node:
     def _deliver(self, publication: Publication) -> None:
         exclude = publication.exclude
         excluded = self.connections.get(exclude) if exclude else None
-        self.hub.deliver(publication, excluded)
+        self.deliveries += self.hub.deliver(publication, excluded)
 
     # -- introspection -----------------------------------------------------------------------------
 

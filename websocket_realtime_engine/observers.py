@@ -1,7 +1,8 @@
 """Engine events, told to one list of observers instead of twin calls at each site.
 
-Observers today: the durable recorder (:mod:`db.recorder`) and the plugins' hook thread
-(:mod:`dispatch`); metrics, webhooks and the dashboard's feed join the same list later. Every
+Observers today: the durable recorder (:mod:`db.recorder`), the plugins' hook thread
+(:mod:`dispatch`) and the admin feeds' event log (:mod:`feeds`); metrics and webhooks join the same
+list later. Every
 method is called on the event loop, on the engine's path, so it must return at once and never raise:
 an observer queues what it is told and does its work elsewhere.
 """
@@ -35,6 +36,12 @@ class Observer:
     def signed_in(self, connection_id: str, user_id: str) -> None:
         """A connection signed in as a user."""
 
+    def subscribed(self, channel: str, connection_id: str) -> None:
+        """A connection of this node is now subscribed to a channel (live)."""
+
+    def unsubscribed(self, channel: str, connection_id: str) -> None:
+        """A connection of this node left a channel (unsubscribed, evicted or closed)."""
+
     def channel_occupied(self, channel: str) -> None:
         """A channel got its first subscriber on this node."""
 
@@ -62,6 +69,9 @@ class Observer:
     def client_message(self, channel: str, data: bytes, connection_id: str, user_id: str | None) -> None:
         """A client published a message (already delivered); ``data`` is its JSON text."""
 
+    def client_error(self, connection_id: str, code: int, name: str, message: str) -> None:
+        """An error frame was sent to a client (its code, name and message); the connection stays open."""
+
 
 class Observers(Observer):
     """Tells every observer in the list, in order."""
@@ -88,6 +98,14 @@ class Observers(Observer):
     def signed_in(self, connection_id: str, user_id: str) -> None:
         for observer in self.observers:
             observer.signed_in(connection_id, user_id)
+
+    def subscribed(self, channel: str, connection_id: str) -> None:
+        for observer in self.observers:
+            observer.subscribed(channel, connection_id)
+
+    def unsubscribed(self, channel: str, connection_id: str) -> None:
+        for observer in self.observers:
+            observer.unsubscribed(channel, connection_id)
 
     def channel_occupied(self, channel: str) -> None:
         for observer in self.observers:
@@ -124,3 +142,7 @@ class Observers(Observer):
     def client_message(self, channel: str, data: bytes, connection_id: str, user_id: str | None) -> None:
         for observer in self.observers:
             observer.client_message(channel, data, connection_id, user_id)
+
+    def client_error(self, connection_id: str, code: int, name: str, message: str) -> None:
+        for observer in self.observers:
+            observer.client_error(connection_id, code, name, message)

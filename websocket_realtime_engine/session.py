@@ -1,6 +1,6 @@
 """A client's session: the dialect-neutral handling of what one connection asks for.
 
-A transport (a WebSocket handler, later an SSE stream and the Pusher socket) is a thin loop: it
+A transport (a WebSocket handler, an SSE stream, later the Pusher socket) is a thin loop: it
 hands each text message to :meth:`Session.receive` and the session does the rest. The session
 parses with its connection's dialect, applies the per-connection frame rate, carries the command
 out on the node and queues the reply (or an error) in the same dialect. It never raises.
@@ -136,5 +136,10 @@ class Session:
 
     def error(self, error: errors.RealtimeError, request_id: RequestId = None, channel: str | None = None) -> None:
         """Queue an error message; the connection stays open."""
-        self.node.client_errors[error.name] += 1
+        self.count_error(error)
         self.node.send(self.connection, self.dialect.encode_error(error, request_id, channel))
+
+    def count_error(self, error: errors.RealtimeError) -> None:
+        """Count an error this client is told of, wherever it is told (an error message, an HTTP answer)."""
+        self.node.client_errors[error.name] += 1
+        self.node.observers.client_error(self.connection.id, error.code, error.name, error.message)

@@ -73,7 +73,8 @@ async def test_serve_demo_emits_events_and_gives_the_demo_session(
     assert body["user"]["id"] == "demo-customer" and cookie["httponly"]
     secret = HostSettings.from_env(platform_env).secret_key.encode()
     assert read_session(secret, cookie.value)["id"] == "demo-customer"
-    assert "demo       a pretend shop emits events" in server.stderr + server.stdout_path.read_text()
+    printed = server.stderr + server.stdout_path.read_text()
+    assert "/demo/storefront (a pretend shop emits events every 0.1 s)" in printed
 
 
 async def test_serve_without_demo_emits_nothing_and_has_no_demo_session(

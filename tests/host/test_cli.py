@@ -141,8 +141,8 @@ async def connect(session: aiohttp.ClientSession, server: ServerProcess) -> Clie
 def stored_credentials(platform_env: dict[str, str]) -> dict[str, str]:
     database = platform_env["SHOPOLOGIC_DATABASE_URL"].removeprefix("sqlite:///")
     with sqlite3.connect(database) as conn:
-        (row,) = conn.execute("SELECT id, key, secret, api_key FROM realtime_apps").fetchall()
-    return dict(zip(("app_id", "app_key", "app_secret", "api_key"), row, strict=True))
+        (row,) = conn.execute("SELECT id, key, secret, api_key, admin_token FROM realtime_apps").fetchall()
+    return dict(zip(("app_id", "app_key", "app_secret", "api_key", "admin_token"), row, strict=True))
 
 
 # -- the platform and its plugins -------------------------------------------------------------------
@@ -208,11 +208,17 @@ def test_migrate_status_before_any_active_plugin_is_a_clear_error(cli: Cli) -> N
 
 
 def test_migrate_down_then_up_again(cli: Cli) -> None:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(ROOT / "migrations"))
+    head = scripts.get_current_head()
+    assert head is not None
+    previous = scripts.get_revision(head).down_revision
     assert_ok(cli("plugin", "activate", PLUGIN_NAME))
     assert assert_ok(cli("migrate", "down")) == f"{PLUGIN_NAME}: downgraded to -1\n"
-    assert assert_ok(cli("migrate", "status")) == f"{PLUGIN_NAME}: current 0001, head 0002 (behind)\n"
+    assert assert_ok(cli("migrate", "status")) == f"{PLUGIN_NAME}: current {previous}, head {head} (behind)\n"
     assert assert_ok(cli("migrate", "up")) == f"{PLUGIN_NAME}: upgraded to head\n"
-    assert assert_ok(cli("migrate", "status")) == f"{PLUGIN_NAME}: current 0002, head 0002 (up to date)\n"
+    assert assert_ok(cli("migrate", "status")) == f"{PLUGIN_NAME}: current {head}, head {head} (up to date)\n"
     assert_one_line_error(cli("migrate", "up", "nosuchrev"), f"{PLUGIN_NAME}: cannot upgrade to 'nosuchrev'")
 
 
@@ -363,7 +369,8 @@ def test_websocket_credentials_are_the_stored_ones(cli: Cli, platform_env: dict[
     stored = stored_credentials(platform_env)
     printed = assert_ok(cli("websocket", "credentials")).splitlines()
     assert printed == [
-        f"REALTIME_{name.upper()}={stored[name]}" for name in ("app_id", "app_key", "app_secret", "api_key")
+        f"REALTIME_{name.upper()}={stored[name]}"
+        for name in ("app_id", "app_key", "app_secret", "api_key", "admin_token")
     ]
 
 

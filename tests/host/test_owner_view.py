@@ -39,7 +39,7 @@ from websocket_realtime_engine.db import credentials
 
 __all__ = ["start_server"]  # the fixture, shared with test_cli.py
 
-URL = re.compile(r"\b(?:https?|wss?)://[^\s()]+")
+URL = re.compile(r"\b(?:https?|wss?)://[^\s()<>,;]+")  # as shopologic.server reads them
 PROBE_HOOKS = """
 from aiohttp import web
 
@@ -120,6 +120,11 @@ async def test_serve_with_the_engine_lists_it_and_every_url_it_prints_answers(
         f"{base}/api/v1/openapi.yaml",
         f"{base}/readyz",
         f"{base}/healthz",
+        f"{base}/metrics",
+        f"{base}/admin",
+        f"{base}/debug",
+        f"{base}/realtime.js",
+        f"{base}/api/v1/stream",
         f"{base}/health",
     ]
     assert server.stop() == 0
@@ -235,7 +240,8 @@ def test_a_running_record_is_held_only_inside_its_block(tmp_path: Path) -> None:
 
 
 def credential_lines(stored: dict[str, str]) -> list[str]:
-    return [f"REALTIME_{name.upper()}={stored[name]}" for name in ("app_id", "app_key", "app_secret", "api_key")]
+    names = ("app_id", "app_key", "app_secret", "api_key", "admin_token")
+    return [f"REALTIME_{name.upper()}={stored[name]}" for name in names]
 
 
 def test_migrate_up_keeps_stored_credentials_and_recreates_lost_ones(cli: Cli, platform_env: dict[str, str]) -> None:

@@ -22,8 +22,8 @@ SPEC_PATH: Path = rest.OPENAPI  # the file the server serves
 METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 ANNOTATIONS = frozenset({"description", "examples", "default", "title", "format"})
 Schema = dict[str, Any]
-# outside /api/v1: no API key, and their own answer form (a load balancer reads the status)
-HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+# outside /api/v1: no API key, and their own answer form (a load balancer or Prometheus reads it)
+HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 @pytest.fixture(scope="module")

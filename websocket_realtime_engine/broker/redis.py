@@ -33,6 +33,7 @@ import contextlib
 import enum
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -99,6 +100,8 @@ class RedisBroker:
         self.state = BrokerState.DISCONNECTED
         self.on_state_change: Callable[[BrokerState], None] | None = None
         """Called with the new state on each change (the node reports the gap after a loss)."""
+        self.on_round_trip: Callable[[float], None] | None = None
+        """Called with the seconds each publish Redis answered took: its round trip (the node's metrics)."""
         self._channel_prefix = f"{prefix}channel:"
         self._handler: DeliveryHandler | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -153,6 +156,7 @@ class RedisBroker:
         :raises UnavailableError: when Redis cannot be reached within ``timeout``.
         """
         pubsub_channel = self._channel_prefix + publication.channel
+        started = time.perf_counter()
         try:
             if history:
                 position = await self.history.append_and_publish(publication, pubsub_channel)
@@ -162,6 +166,7 @@ class RedisBroker:
         except UnavailableError:
             self._counters["publish_failures"] += 1
             raise
+        self._round_trip(started)
         self._counters["published"] += 1
         return position
 
@@ -171,14 +176,21 @@ class RedisBroker:
         :raises UnavailableError: when Redis cannot be reached within ``timeout``.
         """
         pubsub_channel = self._channel_prefix + publication.channel
+        started = time.perf_counter()
         try:
             position = await self.history.append_and_publish_once(publication, pubsub_channel, key, ttl)
         except UnavailableError:
             self._counters["publish_failures"] += 1
             raise
+        self._round_trip(started)
         if position is not None:
             self._counters["published"] += 1
         return position
+
+    def _round_trip(self, started: float) -> None:
+        """Report how long a publish that Redis answered took."""
+        if self.on_round_trip is not None:
+            self.on_round_trip(time.perf_counter() - started)
 
     async def subscribe(self, channel: str) -> None:
         """Deliver ``channel`` to this node; returns once Redis has confirmed the subscription.

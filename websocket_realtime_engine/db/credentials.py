@@ -1,10 +1,10 @@
 """The default app's credentials: created at activation, overridden by the environment.
 
 Credentials given in the environment (``REALTIME_APP_ID``, ``REALTIME_APP_KEY``,
-``REALTIME_APP_SECRET``, ``REALTIME_API_KEY``) win at every start and are stored, so every tool
-reading the database agrees with the running engine. The API key and app secret must be long
-enough to guess (:func:`check_secret_lengths`, at every start); generated ones are 48 and 40
-characters.
+``REALTIME_APP_SECRET``, ``REALTIME_API_KEY``, ``REALTIME_ADMIN_TOKEN``) win at every start and are
+stored, so every tool reading the database agrees with the running engine. The API key, app secret
+and admin token must be too long to guess (:func:`check_secret_lengths`, at every start); generated
+ones are 48, 40 and 48 characters. An app stored before the admin token existed gets one generated.
 """
 
 from __future__ import annotations
@@ -15,22 +15,27 @@ from sqlalchemy import delete, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from websocket_realtime_engine import errors
-from websocket_realtime_engine.config import Settings
+from websocket_realtime_engine.config import CREDENTIAL_FIELDS, Settings
 from websocket_realtime_engine.db.models import App
 
 MIN_SECRET_LENGTH = 20  # Pusher's own secrets are 20 characters: shorter ones are refused
 RECOMMENDED_SECRET_LENGTH = 32  # shorter ones are accepted with a warning
 # the credentials that must stay secret (the app key and id are public: pages hold them)
-SECRETS = {"api_key": ("REALTIME_API_KEY", "API key"), "app_secret": ("REALTIME_APP_SECRET", "app secret")}
+SECRETS = {
+    "api_key": ("REALTIME_API_KEY", "API key"),
+    "app_secret": ("REALTIME_APP_SECRET", "app secret"),
+    "admin_token": ("REALTIME_ADMIN_TOKEN", "admin token"),
+}
 
 
 def generate() -> dict[str, str]:
-    """Fresh credentials: a 6-digit app id, a 20-hex key, a 40-hex secret, a 48-hex API key."""
+    """Fresh credentials: a 6-digit app id, a 20-hex key, a 40-hex secret, a 48-hex API key and admin token."""
     return {
         "app_id": str(secrets.randbelow(900_000) + 100_000),
         "app_key": secrets.token_hex(10),
         "app_secret": secrets.token_hex(20),
         "api_key": secrets.token_hex(24),
+        "admin_token": secrets.token_hex(24),
     }
 
 
@@ -46,7 +51,8 @@ async def stored_credentials(engine: AsyncEngine) -> dict[str, str] | None:
         row = (await conn.execute(select(App).where(App.enabled.is_(True)).order_by(App.created_at).limit(1))).first()
     if row is None:
         return None
-    return {"app_id": row.id, "app_key": row.key, "app_secret": row.secret, "api_key": row.api_key}
+    stored = {"app_id": row.id, "app_key": row.key, "app_secret": row.secret, "api_key": row.api_key}
+    return {**stored, "admin_token": row.admin_token or ""}  # none in an app stored before revision 0003
 
 
 async def store_credentials(engine: AsyncEngine, credentials: dict[str, str]) -> None:
@@ -59,17 +65,20 @@ async def store_credentials(engine: AsyncEngine, credentials: dict[str, str]) ->
                 key=credentials["app_key"],
                 secret=credentials["app_secret"],
                 api_key=credentials["api_key"],
+                admin_token=credentials["admin_token"],
                 enabled=True,
             )
         )
 
 
 async def ensure_default_app(engine: AsyncEngine, settings: Settings) -> tuple[dict[str, str], bool]:
-    """Create the default app unless one exists; the environment's values win. ``(creds, created)``."""
+    """Create the default app unless one exists; the environment's values win. ``(creds, created)``.
+
+    A credential the stored app lacks (the admin token of an app stored before it existed) is generated."""
     stored = await stored_credentials(engine)
-    given = {name: getattr(settings, name) for name in ("app_id", "app_key", "app_secret", "api_key")}
-    base = stored or generate()
-    credentials = {name: given[name] or base[name] for name in base}
+    given = {name: getattr(settings, name) for name in CREDENTIAL_FIELDS}
+    fresh = generate()
+    credentials = {name: given[name] or (stored or {}).get(name) or fresh[name] for name in CREDENTIAL_FIELDS}
     if credentials != stored:
         await store_credentials(engine, credentials)
     return credentials, stored is None
@@ -82,7 +91,9 @@ async def resolve_credentials(engine: AsyncEngine, settings: Settings) -> Settin
 
 
 def check_secret_lengths(settings: Settings) -> list[str]:
-    """Refuse an API key or app secret shorter than ``MIN_SECRET_LENGTH``; warn under ``RECOMMENDED_SECRET_LENGTH``.
+    """Refuse an API key, app secret or admin token shorter than ``MIN_SECRET_LENGTH``; warn under
+    ``RECOMMENDED_SECRET_LENGTH``. No admin token at all (a node without a database that was given none)
+    only means that nobody can sign in as an admin.
 
     :returns: the warnings to log (with ``REALTIME_ALLOW_SHORT_SECRETS``, one for each short secret
         let through).
@@ -91,6 +102,8 @@ def check_secret_lengths(settings: Settings) -> list[str]:
     warnings = []
     for name, (variable, what) in SECRETS.items():
         length = len(getattr(settings, name))
+        if name == "admin_token" and not length:
+            continue
         if length >= RECOMMENDED_SECRET_LENGTH:
             continue
         if length >= MIN_SECRET_LENGTH:

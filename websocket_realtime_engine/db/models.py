@@ -39,6 +39,8 @@ class App(Base):
     key: Mapped[str] = mapped_column(String(64), unique=True)
     secret: Mapped[str] = mapped_column(String(128))
     api_key: Mapped[str] = mapped_column(String(128))
+    # the admin pages' token (web/admin.py); null in apps stored before it existed: generated at the next start
+    admin_token: Mapped[str | None] = mapped_column(String(128), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     max_connections: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_client_messages_per_second: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -25,9 +26,10 @@ from websocket_realtime_engine.db.retention import Retention
 from websocket_realtime_engine.dispatch import EventHandler
 from websocket_realtime_engine.node import Node
 from websocket_realtime_engine.outbox import OutboxDrainer
-from websocket_realtime_engine.web import authenticate, cors, rest
+from websocket_realtime_engine.web import admin, authenticate, cors, pages, rest, sse
 from websocket_realtime_engine.web.health import add_health_routes
 from websocket_realtime_engine.web.keys import NODE_KEY
+from websocket_realtime_engine.web.metrics import add_metrics_route
 from websocket_realtime_engine.web.schemas import BroadcastSchema
 from websocket_realtime_engine.web.socket import socket_handler
 from websocket_realtime_engine.web.throttle import THROTTLE_KEY, ConnectionThrottle
@@ -45,6 +47,8 @@ __all__ = [
 log = logging.getLogger("realtime.app")
 # the routes pages may call from script (REALTIME_CORS_ORIGINS); the API-key routes never answer CORS
 CORS_ROUTES = {path: frozenset({"POST"}) for path in rest.SESSION_PATHS}
+CLIENT_SCRIPT = Path(__file__).parent / "static" / "realtime.js"
+CLIENT_SCRIPT_HEADERS = {"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=300"}
 
 
 def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler: EventHandler | None) -> Node:
@@ -69,8 +73,8 @@ def build_node(settings: Settings, db_engine: AsyncEngine | None, event_handler:
 def add_routes(
     app: web.Application, node: Node, access: authenticate.HostAccess, db_engine: AsyncEngine | None = None
 ) -> None:
-    """The WebSocket endpoint, ``/healthz`` and ``/readyz`` (checking ``db_engine`` when given) on
-    ``app``, and REST API v1 as its ``/api/v1`` sub-application.
+    """The WebSocket endpoint, ``/healthz`` and ``/readyz`` (checking ``db_engine`` when given) and
+    ``/metrics`` on ``app``, the browser client ``/realtime.js``, and REST API v1 as its ``/api/v1`` sub-application.
 
     The API's middleware (API key, JSON errors) belongs to the sub-application, so it never wraps
     the host's routes, another plugin's, or the health routes. The connection throttle's
@@ -83,8 +87,17 @@ def add_routes(
     app.on_response_prepare.append(throttle.response_started)
     app.on_shutdown.append(_close_clients)
     app.router.add_get("/socket", socket_handler)
+    sse.add_stream_routes(app, node)  # /api/v1/stream: the HTTP fallback (no API key, the socket's origins)
+    app.router.add_get("/realtime.js", client_script)
+    pages.add_static_routes(app)
     add_health_routes(app, db_engine)
-    app.add_subapp("/api/v1", api_app(node, access))
+    admin.add_admin_routes(app)  # /admin, /admin/login, /admin/logout
+    api = api_app(node, access)
+    # the admin stats' figures of the web layer (feeds.py)
+    node.feeds.sources["api_errors"] = lambda: rest.api_errors(api)
+    node.feeds.sources["connections_refused"] = lambda: throttle.stats()["refused"]
+    add_metrics_route(app, node, api, throttle)
+    app.add_subapp("/api/v1", api)
 
 
 def api_app(node: Node, access: authenticate.HostAccess) -> web.Application:
@@ -112,6 +125,13 @@ def api_app(node: Node, access: authenticate.HostAccess) -> web.Application:
     router.add_get("/nodes", rest.list_nodes)
     router.add_get("/openapi.yaml", rest.openapi)
     return api
+
+
+async def client_script(request: web.Request) -> web.FileResponse:
+    """``GET /realtime.js``: the browser client (docs/javascript-client.md), a plain file. Cached
+    briefly, then revalidated (``ETag``/``Last-Modified``): a page picks up a new engine's client
+    within minutes."""
+    return web.FileResponse(CLIENT_SCRIPT, headers=CLIENT_SCRIPT_HEADERS)
 
 
 async def _close_clients(app: web.Application) -> None:

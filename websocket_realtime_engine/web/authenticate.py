@@ -1,8 +1,11 @@
 """``POST /api/v1/authenticate`` and ``/api/v1/authenticate/user``: signatures for clients.
 
-Two callers: the shop's backend with the API key (it vouches for the user, and may name one for the
-host to check), and a storefront page with a shop session cookie (the host says who the user is
-and whether they may join, through its ``identify_user`` and ``authorize_channel`` hooks).
+Three callers: the shop's backend with the API key (it vouches for the user, and may name one for the
+host to check), a storefront page with a shop session cookie (the host says who the user is
+and whether they may join, through its ``identify_user`` and ``authorize_channel`` hooks), and an
+admin page with the admin cookie or token (:mod:`~websocket_realtime_engine.web.admin`: any private or
+presence channel). The engine's own channels (``private-realtime.*``) are signed only for admins: the
+admin cookie or token, the host's users of role ``admin``, or the API key (the caller vouches).
 
 A session that the host recognises but that has ended (expired, or its user's sessions revoked)
 answers 401 ``session_expired`` or ``session_revoked``, telling the page to sign in again; no session
@@ -28,8 +31,10 @@ from aiohttp import web
 
 from websocket_realtime_engine import admission, errors
 from websocket_realtime_engine.config import Settings
+from websocket_realtime_engine.feeds import is_reserved
 from websocket_realtime_engine.protocol import auth
 from websocket_realtime_engine.protocol.channels import ChannelType
+from websocket_realtime_engine.web.admin import is_admin
 from websocket_realtime_engine.web.rest import BUCKETS_KEY as BUCKETS_KEY  # app.py makes the state here
 from websocket_realtime_engine.web.rest import (
     ApiError,
@@ -47,6 +52,8 @@ User = dict[str, Any]
 Identify = Callable[[web.Request], User | None | Awaitable[User | None]]
 AUTHENTICATE_SCHEMA = AuthenticateSchema()
 USER_AUTHENTICATE_SCHEMA = UserAuthenticateSchema()
+# an admin page's presence member, unless it gives its own channel_data
+ADMIN_MEMBER = orjson.dumps({"user_id": "admin", "user_info": {"name": "admin"}}).decode()
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,13 @@ async def _session_user(request: web.Request) -> User:
     return user
 
 
+def _charge_admin(request: web.Request) -> None:
+    """An admin page's request, against its client address's bucket (the session callers' rate)."""
+    rate = request.app[HOST_ACCESS_KEY].requests_per_second
+    if not limits_of(request).take(("admin", client_address(request)), rate):
+        raise ApiError(429, "rate_limited", "too many authentication requests; slow down", retry_after=1 / rate)
+
+
 def _checked_member(settings: Settings, text: str, id_key: str, what: str) -> admission.Member:
     """``text`` read as ``subscribe``/``signin`` will read it, its errors as 400s."""
     try:
@@ -121,17 +135,24 @@ async def authenticate(request: web.Request) -> web.Response:
     data = load_body(AUTHENTICATE_SCHEMA, await _body(request))
     channel, connection_id = data["channel"], data["connection_id"]
     trusted = has_api_key(request)
-    user = data["user"] if trusted else await _session_user(request)
+    admin = not trusted and is_admin(request)
+    if admin:
+        _charge_admin(request)
+    user = data["user"] if trusted or admin else await _session_user(request)
     kind = node.policy.type_of(channel)
     if kind is ChannelType.PUBLIC:
         raise ApiError(400, "public_channel", f"{channel} is public: subscribe without auth")
     if user is not None and not request.app[HOST_ACCESS_KEY].authorize(user, channel, connection_id):
         raise ApiError(403, "forbidden", f"not allowed to join {channel}")
+    if is_reserved(channel) and not (trusted or admin or (user is not None and user.get("role") == "admin")):
+        raise ApiError(403, "reserved_channel", f"{channel} is the engine's own: only admins may join it")
     settings = node.settings
     channel_data = None
     if kind is ChannelType.PRESENCE:
-        # a vouched-for channel_data, unless a user was named: then the member is that user
-        channel_data = data["channel_data"] if user is None else _member_data(settings, user, data["channel_data"])
+        # a vouched-for channel_data (an admin's own member by default), unless a user was named: then
+        # the member is that user
+        given = data["channel_data"] if data["channel_data"] is not None or not admin else ADMIN_MEMBER
+        channel_data = given if user is None else _member_data(settings, user, given)
         if channel_data is None:
             raise ApiError(400, "invalid_request", "channel_data: required for a presence channel")
         _checked_member(settings, channel_data, "user_id", "channel_data")

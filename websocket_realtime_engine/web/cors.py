@@ -14,8 +14,8 @@ A browser names the page behind every WebSocket handshake and every cross-origin
   credentials (the shop session cookie) only for an exact origin. Every other route of the
   application, the API-key routes, never answers CORS and refuses preflights with 403: an API key
   in a browser is a leak. ``Authorization`` is never an allowed request header, for the same reason.
-  A future route that browsers call (an SSE stream) is CORS-enabled by adding its path and methods
-  to the routes given to the middleware of its application.
+  The SSE stream and its control calls (:mod:`~websocket_realtime_engine.web.sse`) answer their own
+  CORS and preflights, by ``REALTIME_ALLOWED_ORIGINS`` like ``/socket``, never with credentials.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from aiohttp import web
 from marshmallow import Schema, ValidationError
 
 from websocket_realtime_engine import errors
+from websocket_realtime_engine.feeds import RESERVED_PREFIX, is_reserved
 from websocket_realtime_engine.node import Node
 from websocket_realtime_engine.protocol import jsonlimits
 from websocket_realtime_engine.protocol.channels import ChannelType, check_name
@@ -91,6 +92,12 @@ def limits_of(request: web.Request) -> RequestLimits:
     if limits is None:
         limits = state[RequestLimits] = RequestLimits(node_of(request).settings.rest_requests_per_second)
     return limits
+
+
+def api_errors(api: web.Application) -> dict[str, int]:
+    """The errors the API application ``api`` answered since start, by code (the admin feeds' figures)."""
+    limits = api[BUCKETS_KEY].get(RequestLimits)
+    return dict(limits.errors) if limits is not None else {}
 
 
 def _dumps(value: Any) -> str:
@@ -229,6 +236,10 @@ async def broadcast(request: web.Request) -> web.Response:
     node = node_of(request)
     body = load_body(request.app[BROADCAST_SCHEMA_KEY], await read_json(request))
     channels = list(dict.fromkeys(body.get("channels") or [body["channel"]]))  # each channel once
+    reserved = [channel for channel in channels if is_reserved(channel)]
+    if reserved:
+        message = f"{reserved[0]}: channels named {RESERVED_PREFIX}* are the engine's own; only it publishes there"
+        raise ApiError(403, "reserved_channel", message)
     key = body["idempotency_key"]
     event, data, exclude = body["event"], body["data"], body["excluded_connection"]
     positions = await node.publish(channels, event, data, exclude, idempotency_key=key)

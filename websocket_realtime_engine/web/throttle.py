@@ -92,7 +92,7 @@ class State(enum.Enum):
 
     WAITING = "waiting"  # for its request's head (from accept, or since its last response): timed
     BUSY = "busy"  # a handler is serving a request
-    WEBSOCKET = "websocket"  # upgraded: the heartbeat watches it
+    WEBSOCKET = "websocket"  # upgraded, or an SSE stream: long-lived, its heartbeat watches it
     CLOSING = "closing"  # refused or timed out: its answer is written, what it sends is ignored
 
 
@@ -176,13 +176,15 @@ class ConnectionThrottle:
         connection.forwarded = outcome
 
     async def response_started(self, request: web.Request, response: web.StreamResponse) -> None:
-        """The application's ``on_response_prepare``: a 101 makes the connection a WebSocket."""
+        """The application's ``on_response_prepare``: a 101 makes the connection a WebSocket, an event
+        stream (SSE, ``web/sse.py``) makes it count as one: no longer an HTTP connection."""
         connection = self.connections.get(request.transport)
         if connection is None:
             return
         connection.responded = True
         upgraded = response.status == 101 and isinstance(response, web.WebSocketResponse)
-        if upgraded and connection.state is not State.WEBSOCKET:
+        streaming = response.status == 200 and response.content_type == "text/event-stream"
+        if (upgraded or streaming) and connection.state is not State.WEBSOCKET:
             connection.state = State.WEBSOCKET
             self.http -= 1
 
