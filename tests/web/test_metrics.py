@@ -129,7 +129,8 @@ async def _connections_are(engine: Engine, count: int) -> bool:
 
 
 async def test_a_token_is_required_once_set(engine_factory: EngineFactory) -> None:
-    engine = await engine_factory(make_settings(metrics_token=TOKEN))
+    admin = "an-admin-token-of-24-chars"
+    engine = await engine_factory(make_settings(metrics_token=TOKEN, admin_token=admin))
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
         async with engine.session.get(engine.url("/metrics"), headers=headers) as response:
             assert response.status == 401
@@ -138,6 +139,8 @@ async def test_a_token_is_required_once_set(engine_factory: EngineFactory) -> No
     async with engine.session.get(engine.url("/metrics"), headers={"Authorization": f"Bearer {TOKEN}"}) as response:
         assert response.status == 200
         assert parse(await response.text()).value("realtime_connections") == 0
+    async with engine.session.get(engine.url("/metrics"), headers={"Authorization": f"Bearer {admin}"}) as response:
+        assert response.status == 200, "an admin may read them too"
 
 
 async def test_rate_limit_hits_are_counted(engine_factory: EngineFactory) -> None:

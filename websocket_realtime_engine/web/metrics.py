@@ -22,6 +22,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from websocket_realtime_engine.node import Node
+from websocket_realtime_engine.web.admin import is_admin
 from websocket_realtime_engine.web.keys import NODE_KEY
 from websocket_realtime_engine.web.rest import BUCKETS_KEY, RequestLimits, error_response
 from websocket_realtime_engine.web.throttle import ConnectionThrottle
@@ -196,9 +197,10 @@ def _authorised(request: web.Request, token: str) -> bool:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: the figures; with ``REALTIME_METRICS_TOKEN`` set, only with it as a Bearer token."""
+    """``GET /metrics``: the figures; with ``REALTIME_METRICS_TOKEN`` set, only with it as a Bearer token
+    (or for an admin: the admin token as a Bearer token, or the admin cookie)."""
     token = request.app[NODE_KEY].settings.metrics_token
-    if token and not _authorised(request, token):
+    if token and not (_authorised(request, token) or is_admin(request)):
         response = error_response(401, "unauthorized", "missing or wrong metrics token (Authorization: Bearer <token>)")
         response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
