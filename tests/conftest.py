@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -267,3 +269,25 @@ async def postgres_schema() -> AsyncIterator[str]:
     async with admin.begin() as conn:
         await conn.execute(text(f"drop schema {schema} cascade"))
     await admin.dispose()
+
+
+# -- Redis ------------------------------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@asynccontextmanager
+async def own_redis_prefix(label: str) -> AsyncIterator[str]:
+    """A key prefix of a test's own in the shared test Redis (``test-<label>-<random>:``); its keys
+    are deleted afterwards."""
+    import redis.asyncio as redis
+
+    prefix = f"test-{label}-{secrets.token_hex(4)}:"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

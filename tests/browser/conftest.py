@@ -10,7 +10,6 @@ loop (``pytestmark = pytest.mark.asyncio(loop_scope="module")`` in each module),
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -18,17 +17,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-import redis.asyncio as redis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.conftest import Engine, make_settings
+from tests.conftest import Engine, make_settings, own_redis_prefix
 from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.web.app import create_app
 from websocket_realtime_engine.web.authenticate import HostAccess
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEST_PAGE = Path(__file__).parent / "page.html"
 TEST_PAGE_PATH = "/test/page.html"
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
@@ -127,11 +124,6 @@ async def engines() -> AsyncIterator[Engines]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def redis_prefix() -> AsyncIterator[str]:
-    """A Redis key prefix of the test's own on the test Redis; its keys are deleted afterwards."""
-    prefix = f"test-browser-{secrets.token_hex(4)}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    """A Redis key prefix of this test's own, its keys deleted afterwards."""
+    async with own_redis_prefix("browser") as prefix:
+        yield prefix

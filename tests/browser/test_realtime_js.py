@@ -18,8 +18,8 @@ import pytest
 from playwright.async_api import Page, WebSocketRoute, expect
 
 from shopologic.defaults import SESSION_CLAIMS, SESSION_COOKIE, authorize_channel, read_session, sign_session
-from tests.browser.conftest import REDIS_URL, TEST_PAGE_PATH, Engines, PageFactory
-from tests.conftest import Engine, free_port, make_settings
+from tests.browser.conftest import TEST_PAGE_PATH, Engines, PageFactory
+from tests.conftest import REDIS_URL, Engine, free_port, make_settings
 from websocket_realtime_engine.web.app import CLIENT_SCRIPT
 from websocket_realtime_engine.web.authenticate import HostAccess, User
 

@@ -4,8 +4,6 @@ the test's own: none of that customer's records is left, another customer's all 
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -15,6 +13,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shopologic.config import normalize_database_url
+from tests.conftest import REDIS_URL, own_redis_prefix
 from tests.db.test_migrations import database_url, postgres_database  # noqa: F401 - the fixtures
 from tests.host.test_cli import Cli, assert_ok, assert_one_line_error
 from websocket_realtime_engine import PLUGIN_NAME
@@ -23,21 +22,15 @@ from websocket_realtime_engine.db.retention import customer_channel
 from websocket_realtime_engine.history.redis import RedisHistory
 from websocket_realtime_engine.publication import Publication
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CUSTOMERS = ("7", "Ann Example")  # erased: an id used as it is, and one hashed in its channel's name
 OTHER = "8"
 
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own in the shared Redis; its keys are deleted afterwards."""
-    prefix = f"test-erase-{secrets.token_hex(4)}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    """A Redis key prefix of this test's own, its keys deleted afterwards."""
+    async with own_redis_prefix("erase") as prefix:
+        yield prefix
 
 
 async def seed(db: AsyncEngine, customer: str) -> None:

@@ -4,20 +4,16 @@ real admin client, on one node and on two nodes joined by Redis; nothing publish
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as redis
 
-from tests.conftest import Client, Engine, EngineFactory, make_settings
+from tests.conftest import REDIS_URL, Client, Engine, EngineFactory, make_settings, own_redis_prefix
 from websocket_realtime_engine.config import Settings
 
 STATS, LOG = "private-realtime.stats", "private-realtime.log"
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 FAST = {"admin_stats_interval": 0.1, "node_heartbeat": 0.2}
 
 
@@ -206,13 +202,8 @@ async def test_nothing_is_published_while_nobody_watches(engine_factory: EngineF
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
     """A Redis key prefix of this test's own, its keys deleted afterwards."""
-    prefix = f"test-feeds-{secrets.token_hex(4)}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    async with own_redis_prefix("feeds") as prefix:
+        yield prefix
 
 
 async def test_every_node_publishes_its_own_stats_and_watchers_count_cluster_wide(
