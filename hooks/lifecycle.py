@@ -30,6 +30,7 @@ from websocket_realtime_engine.db.credentials import ensure_default_app, has_app
 from websocket_realtime_engine.db.models import TABLE_PREFIX
 from websocket_realtime_engine.db.outbox import DISCONNECT_USER
 from websocket_realtime_engine.web import app as engine_app
+from websocket_realtime_engine.web.admin import ADMIN_COOKIE
 from websocket_realtime_engine.web.authenticate import HostAccess, User
 from websocket_realtime_engine.web.health import readiness
 
@@ -144,6 +145,7 @@ def register_routes(app: web.Application, platform: PluginHost) -> None:
     """The engine's WebSocket endpoint and REST API, with the host deciding who may join what."""
     settings = STATE.settings()
     log.redact(settings.api_key, settings.app_secret, settings.admin_token, url_password(settings.redis_url))
+    log.redact_cookie(ADMIN_COOKIE)  # the admin pages' session, wherever a line quotes a Cookie header
     node = engine_app.build_node(settings, platform.engine, _event_handler(platform))
     access = HostAccess(
         identify=_identify(platform),

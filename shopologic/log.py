@@ -3,8 +3,9 @@
 Secrets are masked in every record, whatever logs them: the values registered with :func:`redact`
 (API keys, app secrets, the session-signing key, passwords), and, by their shape, an
 ``Authorization`` header's value and whatever follows ``Bearer``, a shop session cookie's value
-(``shopologic_session=…``) and the password of a URL (``redis://user:…@host``). The SQLite
-driver's debug logging, which prints statement parameters, is kept at ``info``.
+(``shopologic_session=…``, and the cookies plugins name with :func:`redact_cookie`) and the
+password of a URL (``redis://user:…@host``). The SQLite driver's debug logging, which prints
+statement parameters, is kept at ``info``.
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ from typing import Any
 STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 MASK = "***"
 SESSION_COOKIE = "shopologic_session"
+
+
+def cookie_shape(name: str) -> re.Pattern[str]:
+    """The value of the cookie ``name`` wherever it appears in a line (``name=value``)."""
+    return re.compile(rf"({re.escape(name)}\s*=\s*)[^\s\"'\\,;]+")
+
+
 # secrets recognised by their shape, wherever they appear in a line (JSON-escaped or not)
-SECRET_SHAPES = (
+SECRET_SHAPES = [
     re.compile(r"(?i)(\bauthorization\\?[\"']?\s*[:=]\s*\\?[\"']?)[^\"'\\\n,;}]+"),  # the header's value
     re.compile(r"(?i)(\bbearer\s+)[^\s\"'\\,;]+"),  # a bearer token wherever it is
-    re.compile(rf"({SESSION_COOKIE}\s*=\s*)[^\s\"'\\,;]+"),  # a session cookie
+    cookie_shape(SESSION_COOKIE),  # a session cookie
     re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@\"']*:)[^\s@/\"']+(?=@)"),  # a URL's password
-)
+]
 # loggers that print SQL parameters (credentials being stored) at ``debug`` (SQLAlchemy's own
 # loggers stay at the ``warning`` it gives them)
 QUIET_BELOW_INFO = ("aiosqlite",)
@@ -40,6 +48,13 @@ def redact(*values: str) -> None:
     for value in values:
         if value and len(value) >= 6:
             _secrets.update({value, json.dumps(value)[1:-1]})  # as written, and as a JSON string holds it
+
+
+def redact_cookie(name: str) -> None:
+    """Never print the value of the cookie ``name`` (a plugin's own session cookie) in a log line."""
+    shape = cookie_shape(name)
+    if all(known.pattern != shape.pattern for known in SECRET_SHAPES):
+        SECRET_SHAPES.append(shape)
 
 
 def mask(text: str) -> str:

@@ -36,3 +36,29 @@ def test_settings_redacted_masks_credentials() -> None:
     shown = Settings(app_secret="topsecret", api_key="key123", redis_url="redis://:pw@h:6379").redacted()
     assert shown["app_secret"] == shown["api_key"] == shown["redis_url"] == "***"
     assert shown["port"] == 8080
+
+
+def test_a_cookie_a_plugin_names_is_masked_wherever_it_is_quoted() -> None:
+    line = 'Cookie: realtime_admin=1796063464.abc123signature; theme=dark "realtime_admin = x.y"'
+    assert "abc123signature" in log.mask(line)
+    log.redact_cookie("realtime_admin")
+    log.redact_cookie("realtime_admin")  # registering twice adds one shape
+    masked = log.mask(line)
+    assert "abc123signature" not in masked and "x.y" not in masked and "theme=dark" in masked
+    assert sum(shape.pattern.startswith("(realtime_admin") for shape in log.SECRET_SHAPES) == 1
+
+
+async def test_the_engine_masks_its_admin_cookie_once_its_routes_are_registered(scoped_env: dict[str, str]) -> None:
+    from shopologic.config import HostSettings
+    from shopologic.platform import Platform
+    from websocket_realtime_engine import PLUGIN_NAME
+
+    log.SECRET_SHAPES[:] = [shape for shape in log.SECRET_SHAPES if not shape.pattern.startswith("(realtime_admin")]
+    line = "Cookie: realtime_admin=1796063464.abc123signature"
+    assert "abc123signature" in log.mask(line)
+    platform = Platform(HostSettings.from_env())
+    await platform.load()
+    await platform.activate(PLUGIN_NAME)
+    platform.build_app(only=PLUGIN_NAME)  # the engine's register_routes
+    await platform.close()
+    assert "abc123signature" not in log.mask(line)
