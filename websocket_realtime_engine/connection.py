@@ -53,6 +53,9 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+MAX_VOUCHED = 200  # channels signed for a connection by users' sessions that it remembers
+
+
 class Connection:
     """A connected client. ``out`` is its pending output, written once per loop iteration."""
 
@@ -73,6 +76,7 @@ class Connection:
         "message_bucket",
         "flood",
         "presence_bucket",
+        "vouched",
         "__weakref__",
     )
 
@@ -106,14 +110,28 @@ class Connection:
         self.flood = FloodGuard(frames_per_second, flood_close_after)  # every inbound frame passes it
         # presence joins and member-list reads: each sends a member list, and a join tells every member
         self.presence_bucket = TokenBucket(presence_per_minute / 60, PRESENCE_BURST)
+        # users whose shop sessions got this connection's private channels signed: channel -> user id,
+        # a user's once the connection subscribed with it (None until the first: most have none)
+        self.vouched: dict[str, tuple[str, bool]] | None = None
 
     @property
     def is_open(self) -> bool:
         return self.state is State.OPEN
 
     def is_user(self, user_id: str) -> bool:
-        """Whether the connection is this user: signed in as them, or a presence member as them."""
-        return self.user_id == user_id or user_id in self.presence.values()
+        """Whether the connection is this user: signed in as them, a presence member as them, or
+        subscribed to a channel their shop session got signed for it (:meth:`vouch`)."""
+        if self.user_id == user_id or user_id in self.presence.values():
+            return True
+        return self.vouched is not None and any(user == user_id and joined for user, joined in self.vouched.values())
+
+    def vouch(self, channel: str, user_id: str, joined: bool = False) -> None:
+        """``user_id``'s session got ``channel`` signed for this connection (``joined``: and it
+        subscribed with it). Bounded by the channels a connection may have."""
+        if self.vouched is None:
+            self.vouched = {}
+        if channel in self.vouched or len(self.vouched) < MAX_VOUCHED:
+            self.vouched[channel] = (user_id, joined or self.vouched.get(channel, ("", False))[1])
 
     def describe(self, node_id: str) -> dict[str, Any]:
         """What the REST API shows of this connection."""

@@ -250,6 +250,14 @@ class Node:
         await self.membership.send_disconnect(record.node_id, [connection_id])
         return True
 
+    def vouch(self, connection_id: str, channel: str, user_id: str) -> None:
+        """A user's shop session got ``channel`` signed for a connection of this node: once it
+        subscribes with it, the connection counts as the user's (:meth:`disconnect_user` ends it
+        when their sessions are revoked). A connection of another node is not known here."""
+        connection = self.connections.get(connection_id)
+        if connection is not None:
+            connection.vouch(channel, user_id)
+
     async def disconnect_user(self, user_id: str) -> int:
         """REST: end every connection of a user (signed in or a presence member) on every node;
         how many were ended (or asked to end, on other nodes)."""
@@ -329,6 +337,8 @@ class Node:
             await self._leave(connection, channel)
             raise errors.ForbiddenError("the connection closed while subscribing")
         self.hub.go_live(connection, channel)
+        if connection.vouched is not None and channel in connection.vouched:
+            connection.vouch(channel, connection.vouched[channel][0], joined=True)  # now the user's
         self.observers.subscribed(channel, connection.id)
         self.gaps.live(channel, subscription.position)
         if channel not in self.hub.pending:

@@ -5,8 +5,8 @@ stand by and try for the lease each ``REALTIME_OUTBOX_POLL_INTERVAL``, so when t
 dies another takes over within ``REALTIME_OUTBOX_LEASE_TTL`` (plus one poll).
 
 The drainer reads up to ``REALTIME_OUTBOX_BATCH_SIZE`` waiting rows in id order, publishes each
-(:meth:`Node.publish_once`, keyed by the row's id: ``outbox:<id>:<n>``), then marks them published
-in one statement. A drainer that dies after publishing and before marking leaves rows that the next
+(:meth:`Node.publish_once`, keyed by the row's id and creation time: ``outbox:<id>.<µs>:<n>``), then
+marks them published in one statement. A drainer that dies after publishing and before marking leaves rows that the next
 drainer publishes again under the same keys: on Redis the key is checked and set in the script that
 publishes, so those publications are recognised and skipped (within ``REALTIME_IDEMPOTENCY_TTL``).
 Publications therefore go out once each and, per channel, in id order. With the in-process backends
@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,7 +65,7 @@ class OutboxDrainer:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: Any = None  # asyncpg connection LISTENing, on PostgreSQL
-        self._unmarked: list[int] = []  # published, not yet marked
+        self._unmarked: list[tuple[int, datetime]] = []  # published, not yet marked: (id, created_at)
         self.published = 0  # rows published by this node
         self.failed = 0  # rows that could not be published, marked and logged
         self.depth = 0  # rows waiting, at the last look
@@ -143,7 +143,7 @@ class OutboxDrainer:
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(OutboxEntry.id, OutboxEntry.kind, OutboxEntry.body)
+                    select(OutboxEntry.id, OutboxEntry.created_at, OutboxEntry.kind, OutboxEntry.body)
                     .where(OutboxEntry.published_at.is_(None))
                     .order_by(OutboxEntry.id)
                     .limit(self.batch_size)
@@ -152,19 +152,19 @@ class OutboxDrainer:
         for row in rows:
             if not self.lease.held:  # renewed once per batch: a slow batch stops before it runs out
                 break
-            await self._publish(row.id, row.kind, row.body)
-            self._unmarked.append(row.id)
+            await self._publish(_row_key(row.id, row.created_at), row.kind, row.body)
+            self._unmarked.append((row.id, row.created_at))
         if self._unmarked:
             await self._mark()
         await self._refresh()
         return len(rows) == self.batch_size
 
-    async def _publish(self, row_id: int, kind: str, body: str) -> None:
+    async def _publish(self, row_key: str, kind: str, body: str) -> None:
         try:
             content = orjson.loads(body)
             if kind == outbox.BROADCASTS:
                 for number, (channels, event, data) in enumerate(content):
-                    await self.node.publish_once(channels, event, data, f"outbox:{row_id}:{number}")
+                    await self.node.publish_once(channels, event, data, f"outbox:{row_key}:{number}")
             elif kind == outbox.DISCONNECT_USER:
                 await self.node.disconnect_user(str(content["user_id"]))
             else:
@@ -173,15 +173,17 @@ class OutboxDrainer:
             raise
         except Exception as exc:  # noqa: BLE001 - a row that can never go out must not block the rest
             self.failed += 1
-            log.error("outbox row %d cannot be published and is skipped: %s: %s", row_id, type(exc).__name__, exc)
+            log.error("outbox row %s cannot be published and is skipped: %s: %s", row_key, type(exc).__name__, exc)
             return
         self.published += 1
 
     async def _mark(self) -> None:
-        ids, now = list(self._unmarked), datetime.now(UTC)
+        rows, now = list(self._unmarked), datetime.now(UTC)
+        # by id and creation time: a row erased meanwhile (erase-user) whose id came back is not marked
+        published = or_(*(and_(OutboxEntry.id == row_id, OutboxEntry.created_at == at) for row_id, at in rows))
         async with self.engine.begin() as conn:
-            await conn.execute(update(OutboxEntry).where(OutboxEntry.id.in_(ids)).values(published_at=now))
-        del self._unmarked[: len(ids)]
+            await conn.execute(update(OutboxEntry).where(published).values(published_at=now))
+        del self._unmarked[: len(rows)]
 
     async def _refresh(self) -> None:
         async with self.engine.connect() as conn:
@@ -213,6 +215,13 @@ class OutboxDrainer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._listener.close(), 2)
             self._listener = None
+
+
+def _row_key(row_id: int, created_at: datetime) -> str:
+    """A row's key in its publications' once-keys: its id and its creation time (microseconds), so a
+    row whose id was given again (a recreated table, SQLite before AUTOINCREMENT) is not taken for
+    an older one."""
+    return f"{row_id}.{round(_aware(created_at).timestamp() * 1_000_000)}"
 
 
 def _aware(moment: datetime) -> datetime:

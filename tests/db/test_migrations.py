@@ -122,17 +122,17 @@ async def test_upgrade_downgrade_upgrade_and_no_drift(platform: Platform) -> Non
     await platform.run_migrations(source, "upgrade", "head")
     assert await table_names(platform) == {*HOST_TABLES, VERSION_TABLE, *ENGINE_TABLES}
     current, head = await platform.migration_status(source)
-    assert current == head == "0003"
+    assert current == head == "0004"
     await check_no_drift(platform, source)
 
     await platform.run_migrations(source, "downgrade", "base")
     assert await table_names(platform) == {*HOST_TABLES, VERSION_TABLE}
-    assert await platform.migration_status(source) == (None, "0003")
+    assert await platform.migration_status(source) == (None, "0004")
     assert await plugin_rows(platform) == hosts_rows, "the host's table was touched"
 
     await platform.run_migrations(source, "upgrade", "head")
     assert await table_names(platform) == {*HOST_TABLES, VERSION_TABLE, *ENGINE_TABLES}
-    assert await platform.migration_status(source) == ("0003", "0003")
+    assert await platform.migration_status(source) == ("0004", "0004")
     await check_no_drift(platform, source)
 
 

@@ -30,6 +30,7 @@ from websocket_realtime_engine import PLUGIN_NAME
 from websocket_realtime_engine.db.lease import DatabaseLease
 from websocket_realtime_engine.db.models import OutboxEntry
 from websocket_realtime_engine.db.outbox import OutboxRow
+from websocket_realtime_engine.db.retention import erase_user
 from websocket_realtime_engine.protocol.channels import channel_id
 from websocket_realtime_engine.web.app import NODE_KEY
 
@@ -222,3 +223,30 @@ async def test_ids_that_are_no_channel_names_lose_nothing_from_a_worker(
         for ws in (page, listing):
             frame = orjson.loads((await ws.receive(timeout=3)).data)
             assert frame["event"] == "product.created" and frame["data"]["product"]["id"] == "mug 7/blue"
+
+
+async def test_an_event_after_an_erased_customer_is_never_taken_for_theirs(
+    platform_server: tuple[Platform, TestServer],
+) -> None:
+    """erase-user deletes the newest outbox row; the next event must get a new id (SQLite
+    AUTOINCREMENT) and go out, not be skipped as already published under the erased row's keys."""
+    platform, server = platform_server
+    async with aiohttp.ClientSession() as session:
+        dashboard = await _subscriber(session, server, "orders", private=False)
+        [first] = await platform.emit("order.created", order={**ORDER, "id": "a-1", "customer_id": "9"})
+        assert orjson.loads((await dashboard.receive(timeout=3)).data)["data"]["order"]["id"] == "a-1"
+        assert (await erase_user(platform.engine, "9"))["realtime_outbox"] == 1
+        [second] = await platform.emit("order.created", order={**ORDER, "id": "b-2", "customer_id": "10"})
+        assert second.id != first.id
+        assert orjson.loads((await dashboard.receive(timeout=3)).data)["data"]["order"]["id"] == "b-2"
+
+
+def test_a_row_key_tells_apart_two_rows_that_had_the_same_id() -> None:
+    """A recreated table (PostgreSQL after migrate down/up) gives ids again: the key has the creation time."""
+    from datetime import UTC, datetime
+
+    from websocket_realtime_engine.outbox import _row_key
+
+    earlier = datetime(2026, 11, 30, 10, 0, 0, 1, tzinfo=UTC)
+    assert _row_key(7, earlier) != _row_key(7, earlier.replace(microsecond=2))
+    assert _row_key(7, earlier) == _row_key(7, earlier.replace(tzinfo=None)), "SQLite's naive times are UTC"

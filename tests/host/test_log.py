@@ -40,6 +40,7 @@ def test_settings_redacted_masks_credentials() -> None:
 
 def test_a_cookie_a_plugin_names_is_masked_wherever_it_is_quoted() -> None:
     line = 'Cookie: realtime_admin=1796063464.abc123signature; theme=dark "realtime_admin = x.y"'
+    log.SECRET_SHAPES[:] = [shape for shape in log.SECRET_SHAPES if not shape.pattern.startswith("(realtime_admin")]
     assert "abc123signature" in log.mask(line)
     log.redact_cookie("realtime_admin")
     log.redact_cookie("realtime_admin")  # registering twice adds one shape

@@ -147,3 +147,27 @@ async def test_valid_expired_and_revoked_sessions_and_the_revoked_user_is_discon
         again = await online(session, server, fresh)
         await asyncio.gather(other.ws.close(), again.ws.close())
     assert await asyncio.to_thread(server.stop) == 0
+
+
+async def test_revocation_ends_a_private_subscription_made_with_the_session_alone(
+    start_server: ServerFactory, platform_env: dict[str, str], cli: Cli
+) -> None:
+    """A page that never signs in: its private channel was signed through the shop session, and that
+    is what makes the connection the user's. One that only asked for a signature stays."""
+    platform_env.update({"SHOPOLOGIC_SECRET_KEY": SECRET, "REALTIME_OUTBOX_POLL_INTERVAL": "0.2"})
+    server = start_server("websocket", "start")
+    cookie = sign_session(SECRET, CUSTOMER, ttl=60)
+    async with aiohttp.ClientSession() as session:
+        page, asked_only = await connect(session, server), await connect(session, server)
+        status, signed = await authenticate(session, server, cookie, page, "/api/v1/authenticate")
+        assert status == 200
+        reply = await page.subscribe("private-customer.7", auth=signed["auth"])
+        assert reply["event"] == "subscribed", reply
+        assert (await authenticate(session, server, cookie, asked_only, "/api/v1/authenticate"))[0] == 200
+
+        assert_ok(await asyncio.to_thread(cli, "session", "--user", "7", "--revoke"))
+        message = await closed_within(page, 5.0)
+        assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 4009), message
+        assert (await asked_only.request({"event": "ping"}))["event"] == "pong", "never subscribed: not the user's"
+        await asked_only.ws.close()
+    assert await asyncio.to_thread(server.stop) == 0

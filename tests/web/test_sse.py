@@ -120,7 +120,7 @@ async def test_the_stream_opens_with_its_id_and_token_and_carries_the_query_chan
     engine = await engine_factory(make_settings(heartbeat=0.2))
     response = await engine.session.get(engine.url("/api/v1/stream?channels=orders,products"))
     assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
-    assert response.headers["X-Accel-Buffering"] == "no" and response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no" and response.headers["Cache-Control"] == "no-store"
     stream = Stream(engine.session, engine.url(""), response)
     stream.connected = hello = await stream.expect("connected")
     assert hello["data"]["transport"] == "sse" and hello["data"]["heartbeat"] == 0.2

@@ -124,7 +124,8 @@ class OutboxEntry(Base):
     (``websocket erase-user``)."""
 
     __tablename__ = "realtime_outbox"
-    __table_args__ = (Index("ix_realtime_outbox_pending", "published_at", "id"),)
+    # AUTOINCREMENT on SQLite: an id is never given twice, even after the newest row was deleted (erase-user)
+    __table_args__ = (Index("ix_realtime_outbox_pending", "published_at", "id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))

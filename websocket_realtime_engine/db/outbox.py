@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, func, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -80,7 +80,19 @@ _sync_lock = threading.Lock()
 
 @functools.cache
 def _sync_engine(url: str) -> Engine:
-    return create_engine(url, pool_size=1, max_overflow=4, pool_pre_ping=True, hide_parameters=True)
+    engine = create_engine(url, pool_size=1, max_overflow=4, pool_pre_ping=True, hide_parameters=True)
+    if engine.dialect.name == "sqlite":  # the platform's engine set WAL mode on the file; wait for writers as it does
+        event.listen(engine, "connect", _sqlite_busy_timeout)
+    return engine
+
+
+def _sqlite_busy_timeout(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
 
 
 def sync_engine(database_url: str) -> Engine:

@@ -159,6 +159,8 @@ async def authenticate(request: web.Request) -> web.Response:
     signature = auth.make_auth(
         settings.app_key, settings.app_secret, auth.channel_string(connection_id, channel, channel_data)
     )
+    if user is not None:  # once it subscribes with it, the connection is this user's (revocation ends it)
+        node.vouch(connection_id, channel, str(user["id"]))
     return ok({"auth": signature, "channel_data": channel_data} if channel_data else {"auth": signature})
 
 

@@ -26,7 +26,7 @@ from websocket_realtime_engine.web.throttle import THROTTLE_KEY
 STREAM_PATH = "/api/v1/stream"
 STREAM_HEADERS = {
     hdrs.CONTENT_TYPE: "text/event-stream; charset=utf-8",
-    hdrs.CACHE_CONTROL: "no-cache",
+    hdrs.CACHE_CONTROL: "no-store",  # the first event carries the stream's token: never kept by a cache
     "X-Accel-Buffering": "no",  # nginx passes each event on at once
 }
 PREFLIGHT_MAX_AGE = "600"
