@@ -307,3 +307,13 @@ async def test_clients_may_not_publish_on_the_reserved_prefix(admin_engine: Engi
     assert reply["event"] == "error" and reply["id"] == 7
     assert reply["data"]["code"] == 4011 and "engine's own" in reply["data"]["message"]
     assert admin_engine.node.client_errors["reserved_channel"] == 1
+
+
+async def test_a_shop_session_beside_the_admin_cookie_is_who_asks(admin_engine: Engine) -> None:
+    """The owner on their own storefront, signed in to the admin pages too: the storefront's
+    requests are the customer's, decided by the host, not the admin's."""
+    both = f"{await admin_cookie(admin_engine)}; session=cust-7"
+    client = await admin_engine.connect()
+    assert (await authenticate(admin_engine, client, "private-customer.7", Cookie=both))[0] == 200
+    status, body = await authenticate(admin_engine, client, "private-customer.8", Cookie=both)
+    assert (status, body["error"]["code"]) == (403, "forbidden"), "not signed as the admin"
