@@ -207,6 +207,11 @@ class Membership:
         control = Publication(CONTROL_PREFIX + node_id, "disconnect", orjson.dumps(connection_ids))
         await self.backends.broker.publish(control, history=False)
 
+    async def send_vouch(self, node_id: str, connection_id: str, channel: str, user_id: str) -> None:
+        """Tell ``node_id`` that a user's session got ``channel`` signed for its connection."""
+        message = orjson.dumps({"connection_id": connection_id, "channel": channel, "user_id": user_id})
+        await self.backends.broker.publish(Publication(CONTROL_PREFIX + node_id, "vouch", message), history=False)
+
     def on_control(self, publication: Publication) -> None:
         """A message on this node's control channel: connections to close, a call, a call's answer."""
         event = publication.event
@@ -216,6 +221,11 @@ class Membership:
                 connection = node.connections.get(connection_id)
                 if connection is not None:
                     node.spawn(node.close_connection(connection, errors.CloseReason.DISCONNECTED))
+        elif event == "vouch":
+            vouched = orjson.loads(publication.data)
+            connection = self.node.connections.get(vouched["connection_id"])
+            if connection is not None:
+                connection.vouch(vouched["channel"], vouched["user_id"])
         elif event == "call":
             self.node.spawn(self._answer(orjson.loads(publication.data)))
         elif event == "answer":

@@ -250,13 +250,17 @@ class Node:
         await self.membership.send_disconnect(record.node_id, [connection_id])
         return True
 
-    def vouch(self, connection_id: str, channel: str, user_id: str) -> None:
-        """A user's shop session got ``channel`` signed for a connection of this node: once it
-        subscribes with it, the connection counts as the user's (:meth:`disconnect_user` ends it
-        when their sessions are revoked). A connection of another node is not known here."""
+    async def vouch(self, connection_id: str, channel: str, user_id: str) -> None:
+        """A user's shop session got ``channel`` signed for a connection: once it subscribes with it,
+        the connection counts as the user's (:meth:`disconnect_user` ends it when their sessions are
+        revoked). A connection of another node is told through that node's control channel."""
         connection = self.connections.get(connection_id)
         if connection is not None:
             connection.vouch(channel, user_id)
+            return
+        record = await self.cluster.connection(connection_id)
+        if record is not None and record.node_id != self.settings.node_id:
+            await self.membership.send_vouch(record.node_id, connection_id, channel, user_id)
 
     async def disconnect_user(self, user_id: str) -> int:
         """REST: end every connection of a user (signed in or a presence member) on every node;
@@ -338,7 +342,10 @@ class Node:
             raise errors.ForbiddenError("the connection closed while subscribing")
         self.hub.go_live(connection, channel)
         if connection.vouched is not None and channel in connection.vouched:
-            connection.vouch(channel, connection.vouched[channel][0], joined=True)  # now the user's
+            vouched_user = connection.vouched[channel][0]
+            connection.vouch(channel, vouched_user, joined=True)  # now the user's
+            if connection.user_id is None:  # so that any node finds it (disconnect_user, /connections)
+                self.cluster.signed_in(connection.id, vouched_user)
         self.observers.subscribed(channel, connection.id)
         self.gaps.live(channel, subscription.position)
         if channel not in self.hub.pending:

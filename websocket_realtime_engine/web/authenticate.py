@@ -22,6 +22,7 @@ client a signature the engine then refuses.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,7 @@ from websocket_realtime_engine.web.rest import (
 )
 from websocket_realtime_engine.web.schemas import AuthenticateSchema, UserAuthenticateSchema
 
+log = logging.getLogger("realtime.authenticate")
 User = dict[str, Any]
 Identify = Callable[[web.Request], User | None | Awaitable[User | None]]
 AUTHENTICATE_SCHEMA = AuthenticateSchema()
@@ -162,7 +164,10 @@ async def authenticate(request: web.Request) -> web.Response:
         settings.app_key, settings.app_secret, auth.channel_string(connection_id, channel, channel_data)
     )
     if user is not None:  # once it subscribes with it, the connection is this user's (revocation ends it)
-        node.vouch(connection_id, channel, str(user["id"]))
+        try:
+            await node.vouch(connection_id, channel, str(user["id"]))
+        except errors.UnavailableError as exc:  # the broker away: the signature still stands
+            log.warning("could not tell the node of connection %s whose it is: %s", connection_id, exc)
     return ok({"auth": signature, "channel_data": channel_data} if channel_data else {"auth": signature})
 
 
