@@ -37,7 +37,6 @@ DEMO_CUSTOMER = {"id": "demo-customer", "role": "customer", "info": {"name": "De
 NEXT_STATUS = {"pending": "paid", "paid": "shipped", "shipped": "delivered"}
 SESSION_TTL = 8 * 3600  # seconds a demo session lasts
 MAX_SHOWN_ORDERS = 10  # the demo customer's orders /demo/catalogue lists
-DEMO_SHOP_KEY = web.AppKey("realtime.demo_shop", object)
 
 
 @dataclass
@@ -140,6 +139,9 @@ class DemoShop:
         return f"{product.name} now {product.price}"
 
 
+DEMO_SHOP_KEY = web.AppKey("realtime.demo_shop", DemoShop)
+
+
 def demo_mode(platform: PluginHost) -> bool:
     """``serve --demo`` only."""
     return bool(platform.overrides.get("demo"))
@@ -158,7 +160,6 @@ async def demo_session(request: web.Request) -> web.Response:
 async def demo_catalogue(request: web.Request) -> web.Response:
     """``GET /demo/catalogue``: the pretend shop's products and the demo customer's recent orders."""
     shop = request.app[DEMO_SHOP_KEY]
-    assert isinstance(shop, DemoShop)
     return web.json_response(shop.state())
 
 
@@ -181,7 +182,6 @@ def background_services(app: web.Application, platform: PluginHost) -> list[Any]
 
     async def pretend_shop(app: web.Application) -> AsyncIterator[None]:
         shop = app[DEMO_SHOP_KEY]
-        assert isinstance(shop, DemoShop)
 
         async def run() -> None:
             while True:

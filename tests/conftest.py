@@ -291,3 +291,27 @@ async def own_redis_prefix(label: str) -> AsyncIterator[str]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+# -- the platform with the engine, in this process --------------------------------------------------
+
+
+@asynccontextmanager
+async def served(**settings: str) -> AsyncIterator[tuple[Any, TestServer]]:
+    """The platform with the engine active, its application on a loopback server; ``settings`` go
+    into the environment first (``scoped_env`` puts it back afterwards)."""
+    from shopologic.config import HostSettings
+    from shopologic.platform import Platform
+    from websocket_realtime_engine import PLUGIN_NAME
+
+    os.environ.update(settings)
+    platform = Platform(HostSettings.from_env())
+    await platform.load()
+    await platform.activate(PLUGIN_NAME)
+    server = TestServer(platform.build_app(only=PLUGIN_NAME), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield platform, server
+    finally:
+        await server.close()
+        await platform.close()

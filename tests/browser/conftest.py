@@ -103,11 +103,15 @@ class Engines:
         self.running.append(engine)
         return engine
 
-    async def stop(self, engine: Engine) -> None:
-        """Stop ``engine`` as a node stops (its clients are closed with 1012, "reconnect")."""
+    async def stop(self, engine: Engine) -> int:
+        """Stop ``engine`` as a node stops (its clients are closed with 1012, "reconnect"); the port it
+        served on, for a restart there."""
+        port = engine.server.port
+        assert port is not None
         self.running.remove(engine)
         await engine.session.close()
         await engine.server.close()
+        return port
 
     async def stop_all(self) -> None:
         for engine in list(self.running):

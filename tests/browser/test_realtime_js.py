@@ -92,9 +92,7 @@ async def test_reconnects_after_the_node_restarts_and_recovers_what_it_missed_on
     await broadcast(engine, "orders", "n", 1)
     await expect(shown(page, "events")).to_have_count(1)
 
-    port = engine.server.port
-    assert port is not None
-    await engines.stop(engine)  # the page's socket is closed with 1012: "reconnect"
+    port = await engines.stop(engine)  # the page's socket is closed with 1012: "reconnect"
     await page.wait_for_function("() => states.includes('unavailable')")
     for number in (2, 3, 4):
         await broadcast(other, "orders", "n", number)
@@ -119,9 +117,7 @@ async def test_recovered_false_is_reported_when_the_history_is_gone(page: Page, 
     await broadcast(engine, "orders", "n", 1)
     await expect(shown(page, "events")).to_have_count(1)
 
-    port = engine.server.port
-    assert port is not None
-    await engines.stop(engine)
+    port = await engines.stop(engine)
     engine = await engines.start(port=port)
 
     notices = ["orders subscribed", "orders subscribed", "orders recovered false"]
@@ -352,9 +348,7 @@ async def test_a_cut_stream_resumes_with_last_event_id_once_and_in_order(
     await broadcast(engine, "orders", "n", 1)
     await expect(shown(page, "events")).to_have_count(1)
 
-    port = engine.server.port
-    assert port is not None
-    await engines.stop(engine)  # the stream ends ("close" 1012); the browser's EventSource reconnects
+    port = await engines.stop(engine)  # the stream ends ("close" 1012); the browser's EventSource reconnects
     await page.wait_for_function("() => states.includes('unavailable')")
     for number in (2, 3, 4):
         await broadcast(other, "orders", "n", number)

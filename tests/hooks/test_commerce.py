@@ -11,10 +11,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from shopologic.config import HostSettings
 from shopologic.platform import Platform, await_all
-from tests.conftest import engine_hook_module
-from websocket_realtime_engine import PLUGIN_NAME
+from tests.conftest import engine_hook_module, served
 from websocket_realtime_engine.protocol import auth
 from websocket_realtime_engine.protocol.channels import channel_id, check_name
 from websocket_realtime_engine.web.app import NODE_KEY
@@ -83,16 +81,8 @@ def test_every_id_names_a_valid_channel(given: str, named: str) -> None:
 
 @pytest.fixture
 async def platform_server(scoped_env: dict[str, str]) -> AsyncIterator[tuple[Platform, TestServer]]:
-    platform = Platform(HostSettings.from_env())
-    await platform.load()
-    await platform.activate(PLUGIN_NAME)
-    server = TestServer(platform.build_app(only=PLUGIN_NAME), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield platform, server
-    finally:
-        await server.close()
-        await platform.close()
+    async with served() as both:
+        yield both
 
 
 async def _subscriber(session: aiohttp.ClientSession, server: TestServer, channel: str, private: bool) -> Any:

@@ -16,7 +16,7 @@ from shopologic.config import HostSettings
 from shopologic.defaults import SESSION_COOKIE, read_session
 from shopologic.platform import Platform
 from tests.conftest import engine_hook_module
-from tests.host.test_cli import ServerFactory, connect, start_server  # noqa: F401 - the fixture
+from tests.host.test_cli import ServerFactory, ServerProcess, connect, start_server  # noqa: F401 - the fixture
 from websocket_realtime_engine import PLUGIN_NAME
 from websocket_realtime_engine.db.models import OutboxEntry
 
@@ -53,14 +53,19 @@ async def test_the_pretend_shop_emits_valid_events_and_walks_orders_to_delivered
     assert mine, "the demo customer places orders too, for the storefront's tracker"
 
 
+def serve(start: ServerFactory, platform_env: dict[str, str], cli: Any, *flags: str) -> ServerProcess:
+    """``serve FLAGS`` with the engine active and the pretend shop stepping every 0.1 s (when it runs)."""
+    platform_env["REALTIME_DEMO_INTERVAL"] = "0.1"
+    assert cli("plugin", "activate", PLUGIN_NAME).returncode == 0
+    return start("serve", *flags)
+
+
 async def test_serve_demo_emits_events_and_gives_the_demo_session(
     start_server: ServerFactory,  # noqa: F811
     platform_env: dict[str, str],
     cli: Any,
 ) -> None:
-    platform_env["REALTIME_DEMO_INTERVAL"] = "0.1"
-    assert cli("plugin", "activate", PLUGIN_NAME).returncode == 0
-    server = start_server("serve", "--demo")
+    server = serve(start_server, platform_env, cli, "--demo")
     async with aiohttp.ClientSession() as session:
         client = await connect(session, server)
         await client.subscribe("products")
@@ -82,9 +87,7 @@ async def test_serve_without_demo_emits_nothing_and_has_no_demo_session(
     platform_env: dict[str, str],
     cli: Any,
 ) -> None:
-    platform_env["REALTIME_DEMO_INTERVAL"] = "0.1"
-    assert cli("plugin", "activate", PLUGIN_NAME).returncode == 0
-    server = start_server("serve")
+    server = serve(start_server, platform_env, cli)
     async with aiohttp.ClientSession() as session:
         client = await connect(session, server)
         await client.subscribe("products")

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -21,36 +19,16 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, insert, select, text
 
-from shopologic.config import HostSettings
 from shopologic.platform import Platform
 from tests.cluster.test_two_nodes import psql
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, served
 from tests.hooks.test_commerce import ORDER, _subscriber
-from websocket_realtime_engine import PLUGIN_NAME
 from websocket_realtime_engine.db.lease import DatabaseLease
 from websocket_realtime_engine.db.models import OutboxEntry
 from websocket_realtime_engine.db.outbox import OutboxRow
 from websocket_realtime_engine.db.retention import erase_user
 from websocket_realtime_engine.protocol.channels import channel_id
 from websocket_realtime_engine.web.app import NODE_KEY
-
-
-@asynccontextmanager
-async def served(**settings: str) -> AsyncIterator[tuple[Platform, TestServer]]:
-    """The platform with the engine active, its application on a loopback server; ``settings`` go
-    into the environment first (``scoped_env`` puts it back afterwards)."""
-    os.environ.update(settings)
-    platform = Platform(HostSettings.from_env())
-    await platform.load()
-    await platform.activate(PLUGIN_NAME)
-    server = TestServer(platform.build_app(only=PLUGIN_NAME), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield platform, server
-    finally:
-        await server.close()
-        await platform.close()
-
 
 FAST = {"REALTIME_OUTBOX_POLL_INTERVAL": "0.1", "REALTIME_OUTBOX_LEASE_TTL": "0.5"}
 
