@@ -12,7 +12,6 @@ follow that customer's orders on its private channel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
@@ -28,6 +27,7 @@ from shopologic.contracts import PLATFORM_KEY, PluginHost
 from shopologic.defaults import SESSION_COOKIE, session_cookie
 from shopologic.hookspecs import hookimpl
 from websocket_realtime_engine.protocol.channels import channel_id
+from websocket_realtime_engine.tasks import cancel_and_wait
 from websocket_realtime_engine.web.pages import page
 
 from .state import STATE
@@ -193,9 +193,7 @@ def background_services(app: web.Application, platform: PluginHost) -> list[Any]
 
         task = asyncio.create_task(run(), name="realtime-demo")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     return [pretend_shop]
 

@@ -39,6 +39,7 @@ from websocket_realtime_engine.observers import Observer
 from websocket_realtime_engine.protocol.channels import ChannelPolicy, ChannelType
 from websocket_realtime_engine.publication import Publication
 from websocket_realtime_engine.ratelimit import TokenBucket
+from websocket_realtime_engine.tasks import cancel_and_wait
 
 log = logging.getLogger("realtime.feeds")
 
@@ -112,8 +113,7 @@ class AdminFeeds(Observer):
             self._flush.cancel()
             self._flush = None
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
             self._task = None
 
     def stats(self) -> dict[str, int]:

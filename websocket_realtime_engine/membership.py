@@ -40,6 +40,7 @@ from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.connection import Connection
 from websocket_realtime_engine.observers import Observers
 from websocket_realtime_engine.publication import Publication
+from websocket_realtime_engine.tasks import cancel_and_wait
 
 log = logging.getLogger("realtime.node")
 T = TypeVar("T")
@@ -118,8 +119,7 @@ class Membership:
     async def leave(self) -> None:
         """Stop beating; the node's connections leave the lists and it deregisters."""
         if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
+            await cancel_and_wait(self._heartbeat)
         try:
             self._vacate(await self.backends.cluster.remove_node(self.node_id))
             await self.backends.registry.deregister(self.node_id)

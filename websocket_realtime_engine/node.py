@@ -38,6 +38,7 @@ from websocket_realtime_engine.presence.base import Joined
 from websocket_realtime_engine.protocol.channels import ChannelType, check_name
 from websocket_realtime_engine.publication import Publication, StreamPosition
 from websocket_realtime_engine.recovery import Subscription, catch_up
+from websocket_realtime_engine.tasks import cancel_and_wait
 
 log = logging.getLogger("realtime.node")
 
@@ -143,9 +144,7 @@ class Node:
         """Stop accepting, close every client (reconnect elsewhere), stop backends and observers."""
         await self.feeds.stop(self.settings.node_id)  # before the clients go: their closing is not news
         await self.close_all()
-        for task in list(self._tasks):  # evictions still closing
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)  # evictions still closing
         await self.membership.leave()
         await self.broker.stop()
         await self.backends.close()

@@ -41,6 +41,7 @@ from websocket_realtime_engine.db import outbox
 from websocket_realtime_engine.db.lease import DatabaseLease
 from websocket_realtime_engine.db.models import OutboxEntry
 from websocket_realtime_engine.node import Node
+from websocket_realtime_engine.tasks import cancel_and_wait
 
 log = logging.getLogger("realtime.outbox")
 TRANSIENT = (DBAPIError, errors.UnavailableError, OSError, TimeoutError)
@@ -81,9 +82,7 @@ class OutboxDrainer:
     async def stop(self) -> None:
         runtime.set_outbox_waker(None)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         await self._unlisten()
         if self.lease.held:
             with contextlib.suppress(*TRANSIENT):
@@ -213,7 +212,8 @@ class OutboxDrainer:
     async def _unlisten(self) -> None:
         if self._listener is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._listener.close(), 2)
+                async with asyncio.timeout(2):
+                    await self._listener.close()
             self._listener = None
 
 

@@ -22,6 +22,7 @@ import redis.asyncio as redis
 from redis.asyncio.connection import AbstractConnection
 
 from websocket_realtime_engine.errors import UnavailableError
+from websocket_realtime_engine.tasks import cancel_and_wait
 
 T = TypeVar("T")
 
@@ -119,8 +120,7 @@ class PipelinedConnection:
         link, self._link = self._link, None
         if link is not None:
             self._fail(link, redis.ConnectionError("closed"))
-            if link.reader is not None:
-                await asyncio.gather(link.reader, return_exceptions=True)
+            await cancel_and_wait(link.reader)
 
     async def _open(self) -> _Link:
         async with self._opening:

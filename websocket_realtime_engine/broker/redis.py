@@ -46,6 +46,7 @@ from websocket_realtime_engine.errors import UnavailableError
 from websocket_realtime_engine.history.redis import RedisHistory
 from websocket_realtime_engine.publication import Publication, StreamPosition
 from websocket_realtime_engine.redis_calls import require_bytes
+from websocket_realtime_engine.tasks import cancel_and_wait
 
 log = logging.getLogger("realtime.broker")
 
@@ -137,9 +138,7 @@ class RedisBroker:
         self._handler = None
         tasks = [task for task in (self._reader, self._flusher) if task is not None]
         self._reader = self._flusher = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks)
         self._wanted.clear()
         self.state = BrokerState.DISCONNECTED
 
@@ -327,9 +326,7 @@ class RedisBroker:
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(*tasks)
         for task in tasks:
             error = None if task.cancelled() else task.exception()
             if error is not None:

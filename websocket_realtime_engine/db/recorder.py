@@ -25,6 +25,7 @@ from websocket_realtime_engine.db import models
 from websocket_realtime_engine.observers import Observer
 from websocket_realtime_engine.publication import Publication
 from websocket_realtime_engine.ratelimit import Drops
+from websocket_realtime_engine.tasks import cancel_and_wait
 
 log = logging.getLogger("realtime.recorder")
 
@@ -159,8 +160,7 @@ class DatabaseRecorder(Observer):
     async def stop(self, node_id: str) -> None:
         """Flush what is left (a few seconds at most), then mark the node stopped."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
         try:
             async with asyncio.timeout(5):
                 while self.backlog:
@@ -183,7 +183,8 @@ class DatabaseRecorder(Observer):
                 await asyncio.sleep(delay)  # a full backlog must not cut the back-off short
             else:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.interval)
+                    async with asyncio.timeout(self.interval):  # not wait_for: it can swallow a cancellation
+                        await self._wakeup.wait()
             self._wakeup.clear()
             try:
                 while self.backlog:

@@ -39,6 +39,7 @@ from websocket_realtime_engine.db.lease import DatabaseLease
 from websocket_realtime_engine.history.redis import RedisHistory
 from websocket_realtime_engine.protocol.channels import channel_id
 from websocket_realtime_engine.redis_calls import redis_call
+from websocket_realtime_engine.tasks import cancel_and_wait
 
 log = logging.getLogger("realtime.retention")
 
@@ -135,8 +136,7 @@ class Retention:
     async def stop(self) -> None:
         """Stop (a batch under way is rolled back) and give the lease up, so another node takes over."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
             self._task = None
         if not self.lease.held_until:  # never taken (or lost): nothing to give up
             return
