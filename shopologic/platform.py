@@ -42,8 +42,21 @@ async def await_me_maybe(value: Any) -> Any:
 
 
 async def await_all(results: list[Any]) -> list[Any]:
-    """The results of a (non-firstresult) hook call, each awaited when it is awaitable."""
-    return [await await_me_maybe(result) for result in results]
+    """The results of a (non-firstresult) hook call, each awaited when it is awaitable, in order.
+
+    The first error stops the call, as pluggy stops at a synchronous implementation's error: the
+    coroutines after it are closed (never run, and no "never awaited" warning), and the error is raised.
+    """
+    awaited = []
+    for index, result in enumerate(results):
+        try:
+            awaited.append(await await_me_maybe(result))
+        except BaseException:
+            for rest in results[index + 1 :]:
+                if inspect.iscoroutine(rest):
+                    rest.close()
+            raise
+    return awaited
 
 
 class Platform:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -254,3 +256,25 @@ async def test_the_engine_tells_a_second_plugin_about_connections(
         opened = ("connection_opened", {"connection_id": client.connection_id, "node_id": node_id})
         await wait_for(lambda: opened in emitter.received)
         await client.ws.close()
+
+
+async def test_a_failing_async_implementation_stops_the_call_and_leaves_no_coroutine_unawaited() -> None:
+    ran: list[str] = []
+
+    async def implementation(name: str, fails: bool = False) -> str:
+        ran.append(name)
+        if fails:
+            raise RuntimeError(f"{name} failed")
+        return name
+
+    assert await await_all([implementation("a"), "sync", implementation("b")]) == ["a", "sync", "b"]
+    ran.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = [implementation("first"), implementation("second", fails=True), implementation("third")]
+        with pytest.raises(RuntimeError, match="second failed"):
+            await await_all(results)
+        del results
+        gc.collect()  # a coroutine left unawaited warns when it is collected
+    assert ran == ["first", "second"]  # the third never ran
+    assert not [w for w in caught if "never awaited" in str(w.message)]
