@@ -84,6 +84,7 @@ BACKENDS = _engine(
     "config.py",
     "origins.py",  # origin patterns, parsed for config's check and matched by web/cors.py
     "ratelimit.py",
+    "tasks.py",  # ending background tasks (cancel_and_wait): imports only asyncio
     "__init__.py",  # PLUGIN_NAME and the version: imports nothing
 )
 PROTOCOL = _engine("protocol/")
