@@ -23,9 +23,11 @@ run: install
 	$(BIN)/python bootstrap_plugins.py plugin activate $(PLUGIN)
 	$(BIN)/python bootstrap_plugins.py serve --demo
 
-## test: set up, make sure Redis and PostgreSQL answer, lint, type-check, run every test
+## test: set up, make sure Redis and PostgreSQL answer, lint, type-check, run every test, on
+## TEST_WORKERS processes (pytest-xdist; TEST_WORKERS=0 runs them all in this one)
+TEST_WORKERS ?= 2
 test: install services lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .
