@@ -323,6 +323,25 @@ async def test_with_websockets_blocked_it_falls_back_to_sse(new_page: PageFactor
     assert error == "forbidden"  # clients may not publish on a public channel: refused, and said why
 
 
+async def test_over_sse_it_signs_in_and_pings_by_control_calls(new_page: PageFactory, engines: Engines) -> None:
+    engine = await engines.start(access=SHOP_ACCESS)
+    page = await new_page()
+    cookie = sign_session(SESSION_SECRET, {"id": "a1", "role": "admin", "info": {"name": "Ada"}}, ttl=300)
+    await page.context.add_cookies([{"name": SESSION_COOKIE, "value": cookie, "url": engine.url("/")}])
+    await block_websockets(page)
+    await open_client(page, engine, signin=True)
+    await follow(page, "users:online")  # joined as the signed-in user: the sign-in went first, as a control call
+    await expect(page.locator("#transport")).to_have_text("sse")
+    await expect(shown(page, "notices")).to_have_text(["users:online subscribed"])
+    await expect(shown(page, "members")).to_have_text(["a1 Ada"])
+    assert await page.evaluate("() => rt.user") == {"user_id": "a1", "user_info": {"name": "Ada"}}
+    round_trip = await page.evaluate("() => rt.ping()")
+    assert isinstance(round_trip, int | float) and round_trip >= 0
+    status, answer = await engine.api("POST", "/api/v1/users/a1/disconnect")  # the stream belongs to its user
+    assert (status, answer["disconnected"]) == (200, 1)
+    await expect(page.locator("#state")).to_have_text("disconnected")
+
+
 async def test_a_cut_stream_resumes_with_last_event_id_once_and_in_order(
     page: Page, engines: Engines, redis_prefix: str
 ) -> None:

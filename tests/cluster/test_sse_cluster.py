@@ -4,16 +4,20 @@ behind nginx as ``websocket setup-cluster`` configures it."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.backends.conftest import REDIS_URL, redis_connection
 from tests.cluster.test_nginx import Nginx, nginx_binary  # noqa: F401  (nginx_binary: a fixture)
-from tests.conftest import Engine, EngineFactory, engine_hook_module, free_port, make_settings
+from tests.conftest import CREDENTIALS, Engine, EngineFactory, engine_hook_module, free_port, make_settings
 from tests.web.test_sse import Stream, broadcast, signature
+from websocket_realtime_engine.protocol.auth import make_auth, user_string
 
 TwoEngines = Callable[..., Any]
 
@@ -58,6 +62,20 @@ async def test_control_calls_sent_to_another_node_reach_the_stream(two_engines: 
     assert (status, answer["error"]["code"]) == (403, "invalid_token")  # checked by node A, in constant time
     status, answer = await stream.call("subscribe", channel="private-other", auth="test-key:" + "0" * 64)
     assert (status, answer["error"]["code"]) == (403, "unauthorized")
+
+    user_data = orjson.dumps({"id": "42"}).decode()
+    signed = make_auth(CREDENTIALS["app_key"], CREDENTIALS["app_secret"], user_string(stream.connection_id, user_data))
+    status, answer = await stream.call("signin", auth=signed, user_data=user_data, id=2)
+    assert (status, answer["event"]) == (200, "signed_in")
+    assert (await stream.expect("signed_in"))["data"]["user_id"] == "42"
+    # the cluster state learns the user a moment after the answer (written behind, as for a WebSocket)
+    deadline = time.monotonic() + 2
+    while (await node_b.api("GET", "/api/v1/connections?user_id=42"))[1]["count"] != 1:
+        assert time.monotonic() < deadline, "node B never saw the stream's user"
+        await asyncio.sleep(0.02)
+    status, answer = await node_b.api("POST", "/api/v1/users/42/disconnect")  # B finds A's stream by its user
+    assert (status, answer["disconnected"]) == (200, 1)
+    assert (await stream.until("close"))["data"]["code"] == 4009
     stream.close()
     stream.connected["data"]["connection_id"] = "1.2"
     status, answer = await stream.call("subscribe", channel="orders")

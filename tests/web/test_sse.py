@@ -226,6 +226,85 @@ async def test_last_event_id_resumes_every_channel_exactly_once_in_order(engine:
     await again.nothing()
 
 
+async def test_a_stream_signs_in_reads_presence_and_pings_by_control_calls(engine: Engine) -> None:
+    stream = await open_stream(engine)
+    status, answer = await stream.call("ping", id=1)
+    assert (status, answer) == (200, {"event": "pong", "id": 1})
+    assert await stream.expect("pong") == answer  # on the stream too, as every reply
+
+    user_data = orjson.dumps({"id": "42", "user_info": {"name": "Ada"}}).decode()
+    forged = auth.make_auth(CREDENTIALS["app_key"], "not-the-secret", auth.user_string(stream.connection_id, user_data))
+    status, answer = await stream.call("signin", auth=forged, user_data=user_data, id=2)
+    assert status == 403 and answer["error"]["code"] == "unauthorized"
+    signed = auth.make_auth(
+        CREDENTIALS["app_key"], CREDENTIALS["app_secret"], auth.user_string(stream.connection_id, user_data)
+    )
+    status, answer = await stream.call("signin", auth=signed, user_data=user_data, id=3)
+    assert (status, answer) == (
+        200,
+        {"event": "signed_in", "id": 3, "data": {"user_id": "42", "user_info": {"name": "Ada"}}},
+    )
+    assert await stream.expect("signed_in") == answer
+    assert engine.node.users["42"] == {engine.node.connections[stream.connection_id]}
+
+    # signed in: users:online is joined as itself, without a signature, with the presence call
+    status, answer = await stream.call("presence", channel="users:online", id=4)
+    assert status == 200 and answer["event"] == "presence" and answer["id"] == 4
+    assert answer["data"] == {"members": [{"user_id": "42", "user_info": {"name": "Ada"}}], "count": 1}
+    assert await stream.expect("presence") == answer
+    watcher = await engine.connect()
+    data = member("watcher")
+    await watcher.subscribe("presence-team", auth=watcher.auth("presence-team", data), channel_data=data)
+    await broadcast(engine, "users:online", {"n": 1})
+    assert (await stream.expect("tick"))["data"] == {"n": 1}
+    # a read of a channel it is on: the members again
+    status, answer = await stream.call("presence", channel="users:online", id=5)
+    assert status == 200 and answer["data"]["count"] == 1
+    status, answer = await stream.call("presence", channel="orders")
+    assert status == 400 and "not a presence channel" in answer["error"]["message"]
+
+    # a client message now carries the user, as over a WebSocket
+    await stream.call(
+        "subscribe", channel="private-chat", auth=await signature(engine, stream.connection_id, "private-chat")
+    )
+    await watcher.subscribe("private-chat", auth=watcher.auth("private-chat"))
+    await stream.call("publish", channel="private-chat", data={"text": "hi"})
+    message = await watcher.expect("message")
+    assert message["data"] == {"text": "hi"} and message["user_id"] == "42"
+
+    status, answer = await engine.api("POST", "/api/v1/users/42/disconnect")
+    assert status == 200, answer
+    assert (await stream.until("close"))["data"]["code"] == 4009
+
+
+async def test_a_resumed_stream_joins_a_presence_channel_from_its_id(engine: Engine) -> None:
+    stream = await open_stream(engine)
+    data = member("ada")
+    joined = await stream.call(
+        "presence",
+        channel="presence-team",
+        auth=await signature(engine, stream.connection_id, "presence-team", data),
+        channel_data=data,
+    )
+    assert joined[0] == 200 and joined[1]["data"]["count"] == 1
+    await stream.expect("presence")
+    await broadcast(engine, "presence-team", {"n": 1})
+    await stream.expect("tick")
+    last_id = stream.last_id
+    stream.close()
+    await broadcast(engine, "presence-team", {"n": 2})
+    again = await open_stream(engine, **{"Last-Event-ID": last_id})
+    status, answer = await again.call(
+        "presence",
+        channel="presence-team",
+        auth=await signature(engine, again.connection_id, "presence-team", data),
+        channel_data=data,
+    )
+    assert status == 200 and answer["event"] == "presence"
+    assert (await again.expect("presence"))["channel"] == "presence-team"
+    assert (await again.expect("tick"))["data"] == {"n": 2}, "what it missed follows its join"
+
+
 async def test_control_calls_with_a_wrong_token_or_body_are_refused(engine_factory: EngineFactory) -> None:
     engine = await engine_factory(make_settings(client_frames_per_second=1.0, client_flood_close_after=60.0))
     stream = await open_stream(engine)
@@ -246,7 +325,7 @@ async def test_control_calls_with_a_wrong_token_or_body_are_refused(engine_facto
         assert response.status == 413
     async with engine.session.post(engine.url("/api/v1/stream/1.2/subscribe"), data=b'{"token":"t"}') as response:
         assert (response.status, (await response.json())["error"]["code"]) == (404, "unknown_stream")
-    status, answer = await stream.call("signin")
+    status, answer = await stream.call("shutdown")  # no such control call
     assert (status, answer["error"]["code"]) == (404, "not_found")
 
 

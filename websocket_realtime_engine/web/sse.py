@@ -1,5 +1,5 @@
 """The HTTP fallback over HTTP: ``GET /api/v1/stream`` (Server-Sent Events) and its control calls
-``POST /api/v1/stream/{id}/{subscribe|unsubscribe|publish}``; thin handlers around
+``POST /api/v1/stream/{id}/{subscribe|unsubscribe|publish|presence|signin|ping}``; thin handlers around
 :mod:`~websocket_realtime_engine.web.sse_stream`. docs/http-fallback.md is the wire.
 
 No API key and no cookie: like ``/socket``, for pages of ``REALTIME_ALLOWED_ORIGINS`` (CORS without

@@ -26,9 +26,11 @@ from websocket_realtime_engine import errors
 from websocket_realtime_engine.connection import Closer, Connection, Wire
 from websocket_realtime_engine.node import Node
 from websocket_realtime_engine.protocol import native, sse
+from websocket_realtime_engine.protocol.channels import ChannelType
 from websocket_realtime_engine.protocol.commands import (
     Acknowledged,
     Command,
+    Presence,
     Reply,
     RequestId,
     Subscribe,
@@ -42,7 +44,9 @@ from websocket_realtime_engine.session import Session
 log = logging.getLogger("realtime.sse")
 
 CALL_KIND = "stream"  # the kind of the calls other nodes pass on (membership.call_handlers)
-ACTIONS = {"subscribe": "subscribe", "unsubscribe": "unsubscribe", "publish": "message"}  # to native events
+# the control calls, each to its native event (docs/http-fallback.md, section 4)
+ACTIONS = {"subscribe": "subscribe", "unsubscribe": "unsubscribe", "publish": "message"}
+ACTIONS |= {"presence": "presence", "signin": "signin", "ping": "ping"}
 CHECK_INTERVAL = 1.0  # seconds between two looks at whether a stream's client is still there
 # the HTTP status of each client-facing error's name (others: 400)
 STATUS = {"limit_exceeded": 400, "unauthorized": 403, "forbidden": 403, "reserved_channel": 403}
@@ -287,6 +291,12 @@ class StreamSession(Session):
         return Answer.of(error)
 
     async def handle(self, command: Command) -> Reply:
+        if isinstance(command, Presence) and command.channel not in self.connection.channels:
+            # a join: resumed from the stream's id as a subscribe is, answered as ``presence``
+            if self.node.policy.type_of(command.channel) is not ChannelType.PRESENCE:
+                raise errors.ProtocolError(f"{command.channel} is not a presence channel")
+            joined = await self.handle(Subscribe(command.channel, command.auth, command.channel_data))
+            return replace(joined, as_presence=True) if isinstance(joined, Subscribed) else joined
         if not isinstance(command, Subscribe) or command.channel in self.connection.channels:
             return await super().handle(command)
         since = command.since or self.wire.resume_from(command.channel)

@@ -37,6 +37,15 @@
 
   // close codes after which reconnecting is wrong (docs/protocol.md section 7.2)
   var NO_RECONNECT = { 4009: "disconnected by the server" };
+  // native events as the stream's control calls (docs/http-fallback.md, section 4)
+  var STREAM_ACTIONS = {
+    subscribe: "subscribe",
+    unsubscribe: "unsubscribe",
+    message: "publish",
+    presence: "presence",
+    signin: "signin",
+    ping: "ping",
+  };
   var STREAM_RETRY_MS = 3000; // how long a browser's EventSource waits before it reconnects
 
   function later(fn) {
@@ -788,7 +797,7 @@
     /** A native frame as its control call; the answer comes back as a frame (errors and acks: the
      * stream carries `subscribed` and `unsubscribed` itself, in order with the publications). */
     send(frame) {
-      var action = { subscribe: "subscribe", unsubscribe: "unsubscribe", message: "publish" }[frame.event];
+      var action = STREAM_ACTIONS[frame.event];
       var text = JSON.stringify(frame);
       var self = this;
       if (action === undefined) {
