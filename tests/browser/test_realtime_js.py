@@ -342,6 +342,46 @@ async def test_over_sse_it_signs_in_and_pings_by_control_calls(new_page: PageFac
     await expect(page.locator("#state")).to_have_text("disconnected")
 
 
+async def test_on_the_fallback_it_moves_back_to_websockets_once_they_connect_losing_nothing(
+    new_page: PageFactory, engines: Engines
+) -> None:
+    engine = await engines.start()
+    page = await new_page()
+    tries = {"blocked": 0, "through": 0}
+
+    def gate(client: WebSocketRoute) -> None:  # a proxy that lets WebSockets through after a while
+        if tries["through"] or tries["blocked"] < 3:
+            tries["blocked"] += 1
+            asyncio.ensure_future(client.close(code=1011, reason="blocked"))
+        else:
+            tries["through"] += 1
+            client.connect_to_server()
+
+    await page.route_web_socket("**/socket", gate)
+    await open_client(page, engine, upgradeAfter=300)
+    await follow(page, "orders")
+    await expect(page.locator("#transport")).to_have_text("sse")
+    await broadcast(engine, "orders", "n", 1)
+    await expect(shown(page, "events")).to_have_text(["orders n 1"])
+
+    async def publish_through_the_move() -> None:
+        for n in range(2, 41):
+            await broadcast(engine, "orders", "n", n)
+            await asyncio.sleep(0.025)
+
+    publishing = asyncio.ensure_future(publish_through_the_move())
+    await expect(page.locator("#transport")).to_have_text("websocket", timeout=10_000)
+    await publishing
+    # two fallback attempts and the first probe were refused: the probe after it (600 ms) got through
+    assert tries == {"blocked": 3, "through": 1}
+    await expect(shown(page, "events")).to_have_count(40)
+    assert [event["data"] for event in await received(page)] == list(range(1, 41)), "each once, in order"
+    deadline = time.monotonic() + 10
+    while len(engine.node.connections) != 1:  # the stream is closed once the socket has joined
+        assert time.monotonic() < deadline, "the stream was never closed"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_cut_stream_resumes_with_last_event_id_once_and_in_order(
     page: Page, engines: Engines, redis_prefix: str
 ) -> None:

@@ -27,6 +27,7 @@
     transports: ["websocket", "sse"], // in order of preference; the next is the fallback
     connectTimeout: 5000, // ms from opening a socket to its `connected` frame
     fallbackAfter: 2, // WebSocket attempts that never connected before falling back to SSE
+    upgradeAfter: 60000, // ms on a fallback before trying the preferred transport again (0: never)
     initialDelay: 500, // ms: the first back-off ceiling
     maxDelay: 30000, // ms: the largest back-off ceiling
     stableAfter: 10000, // ms connected before the back-off starts again from initialDelay
@@ -47,6 +48,7 @@
     ping: "ping",
   };
   var STREAM_RETRY_MS = 3000; // how long a browser's EventSource waits before it reconnects
+  var UPGRADE_MAX_MS = 15 * 60 * 1000; // the longest wait between two tries of the preferred transport
 
   function later(fn) {
     // a handler's exception must not break the client: report it outside the client's call stack
@@ -288,6 +290,7 @@
       this._pending = new Map();
       this._timers = {};
       this._heartbeat = null;
+      this._probing = null; // a connection of the preferred transport tried while on a fallback
       if (this.options.autoConnect) this.connect();
     }
 
@@ -435,7 +438,9 @@
     /** Everything tied to one connection: its id, its pending replies, its channels' state. */
     _forgetConnection() {
       this._generation++;
-      ["connect", "activity", "pong", "stable"].forEach(this._clearTimer, this);
+      ["connect", "activity", "pong", "stable", "upgrade", "probe"].forEach(this._clearTimer, this);
+      if (this._probing) this._probing.close();
+      this._probing = null;
       var pending = this._pending;
       this._pending = new Map();
       pending.forEach(function (request) {
@@ -497,6 +502,7 @@
       this._setTimer("stable", this.options.stableAfter, function () {
         self._attempt = 0;
       });
+      if (this._transportIndex > 0 && this.options.upgradeAfter > 0) this._awaitUpgrade(this.options.upgradeAfter);
       var heartbeat = typeof data.heartbeat === "number" ? data.heartbeat * 1000 : 25000;
       this._heartbeat = this.options.activityTimeout || heartbeat;
       this._activity();
@@ -518,6 +524,60 @@
       } else {
         join();
       }
+    }
+
+    /** On a fallback: after `delay` ms, try the preferred transport beside it (a page loaded while
+     * the engine was down fell back too, and a proxy may let WebSockets through later). */
+    _awaitUpgrade(delay) {
+      var self = this;
+      this._setTimer("upgrade", delay, function () {
+        self._probe(delay);
+      });
+    }
+
+    /** A connection of the preferred transport, opened beside the current one: once it says
+     * `connected`, the client moves over to it and each channel joins again from its position (no
+     * publication lost or repeated); if it fails, the next try waits twice as long. */
+    _probe(delay) {
+      var name = this.options.transports[0];
+      var probe;
+      try {
+        probe = this._makeTransport(name);
+      } catch (error) {
+        return; // not in this browser: stay
+      }
+      this._probing = probe;
+      var self = this;
+      var failed = function () {
+        if (self._probing !== probe) return;
+        self._probing = null;
+        self._clearTimer("probe");
+        probe.close();
+        self._awaitUpgrade(Math.min(delay * 2, UPGRADE_MAX_MS));
+      };
+      probe.onclose = failed;
+      probe.onframe = function (frame) {
+        if (self._probing !== probe) return;
+        if (frame.event !== "connected") return failed();
+        self._probing = null;
+        // the fallback's connection is forgotten (its frames are ignored from now on) but closed only
+        // once the new one has had the time to join: a presence member stays, no member_removed
+        var previous = self._transport;
+        self._transport = null;
+        self._forgetConnection();
+        setTimeout(function () {
+          previous.close();
+        }, self.options.connectTimeout);
+        self._transportIndex = 0;
+        self._failures = 0;
+        self._attempt = 0;
+        self._emit("upgrade", { transport: name });
+        self._setState("connecting", { transport: name });
+        self._transport = probe;
+        self._attach(probe);
+        self._connected(frame);
+      };
+      this._setTimer("probe", this.options.connectTimeout, failed);
     }
 
     /** Nothing heard for the heartbeat: ask (ping), and drop the connection if still nothing. */
