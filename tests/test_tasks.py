@@ -63,3 +63,33 @@ async def test_results_errors_and_none_are_taken_in_stride() -> None:
     sleeping = asyncio.create_task(asyncio.sleep(60))
     await cancel_and_wait(failing, None, returning, sleeping)
     assert failing.done() and returning.result() == 1 and sleeping.cancelled()
+
+
+async def test_cancelled_itself_while_it_waits_it_still_ends_its_tasks_then_raises() -> None:
+    """As the broker's reader ends its health watch in a ``finally`` while ``stop()`` cancels it again."""
+    swallow_until = time.monotonic() + RECANCEL_AFTER * 2.5
+
+    async def stubborn() -> None:  # swallows every cancellation for a while
+        while True:
+            try:
+                await asyncio.sleep(0.02)
+            except asyncio.CancelledError:
+                if time.monotonic() >= swallow_until:
+                    raise
+
+    inner = asyncio.create_task(stubborn())
+
+    async def outer() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await cancel_and_wait(inner)
+
+    task = asyncio.create_task(outer())
+    await asyncio.sleep(0)
+    try:
+        await cancel_and_wait(task)  # cancels outer, then again while outer is still ending inner
+        assert task.cancelled()
+        assert inner.cancelled(), "outer gave up on inner when it was cancelled again"
+    finally:
+        await cancel_and_wait(inner)  # a failed run leaves no task behind

@@ -19,13 +19,23 @@ RECANCEL_AFTER = 0.5  # seconds a cancelled task has to end before it is cancell
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     """Cancel ``tasks`` (``None`` ones are skipped) and return once every one has ended; a task still
     running ``RECANCEL_AFTER`` seconds after a cancellation is cancelled again. Their results and
-    errors are dropped (read, so that asyncio logs none as never retrieved)."""
+    errors are dropped (read, so that asyncio logs none as never retrieved).
+
+    Cancelled itself meanwhile (a task that ends its own subtasks in a ``finally``, cancelled again
+    by whoever stops it), it still ends them all first, then raises ``CancelledError``.
+    """
     waiting = [task for task in tasks if task is not None]
     pending = {task for task in waiting if not task.done()}
+    cancelled = False
     while pending:
         for task in pending:
             task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=RECANCEL_AFTER)
+        try:
+            _, pending = await asyncio.wait(pending, timeout=RECANCEL_AFTER)
+        except asyncio.CancelledError:
+            cancelled = True
     for task in waiting:
         if not task.cancelled():
             task.exception()
+    if cancelled:
+        raise asyncio.CancelledError

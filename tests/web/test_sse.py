@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import CREDENTIALS, Engine, EngineFactory, make_settings
 from tests.security.test_connection_throttling import GatedEngine, gated  # noqa: F401  (gated: a fixture)
 from websocket_realtime_engine.protocol import auth, sse
+from websocket_realtime_engine.web.sse import STREAMS_KEY
 
 
 class Stream:
@@ -253,8 +254,6 @@ async def test_a_stream_signs_in_reads_presence_and_pings_by_control_calls(engin
     assert answer["data"] == {"members": [{"user_id": "42", "user_info": {"name": "Ada"}}], "count": 1}
     assert await stream.expect("presence") == answer
     watcher = await engine.connect()
-    data = member("watcher")
-    await watcher.subscribe("presence-team", auth=watcher.auth("presence-team", data), channel_data=data)
     await broadcast(engine, "users:online", {"n": 1})
     assert (await stream.expect("tick"))["data"] == {"n": 1}
     # a read of a channel it is on: the members again
@@ -300,9 +299,19 @@ async def test_a_resumed_stream_joins_a_presence_channel_from_its_id(engine: Eng
         auth=await signature(engine, again.connection_id, "presence-team", data),
         channel_data=data,
     )
-    assert status == 200 and answer["event"] == "presence"
+    assert status == 200 and answer["event"] == "presence" and answer["recovered"] is True
     assert (await again.expect("presence"))["channel"] == "presence-team"
     assert (await again.expect("tick"))["data"] == {"n": 2}, "what it missed follows its join"
+
+
+async def test_a_call_passed_on_by_a_node_that_knows_more_calls_is_refused_with_404(engine: Engine) -> None:
+    stream = await open_stream(engine)
+    streams = engine.server.app[STREAMS_KEY]
+    token = stream.connected["data"]["token"]
+    call = {"connection_id": stream.connection_id, "token": token, "action": "teleport", "frame": {}}
+    answer = await streams.answer(call)  # as another node's call arrives, during a rolling upgrade
+    assert answer["status"] == 404 and orjson.loads(orjson.dumps(answer["body"]))["error"]["code"] == "not_found"
+    assert (await stream.call("ping"))[0] == 200, "the stream goes on"
 
 
 async def test_control_calls_with_a_wrong_token_or_body_are_refused(engine_factory: EngineFactory) -> None:

@@ -255,6 +255,8 @@ class StreamSession(Session):
 
     async def call(self, token: str, action: str, frame: dict[str, Any]) -> Answer:
         """One control call: the token checked (constant time), the frame rate, then the request."""
+        if action not in ACTIONS:  # passed on by a node that knows more calls (a rolling upgrade)
+            return Answer.error(404, "not_found", f"no control call {action[:40]!r} on this node")
         if not hmac.compare_digest(token.encode(), self.token.encode()):
             return Answer.error(403, "invalid_token", "this is not the stream's token")
         async with self._turn:
