@@ -348,38 +348,77 @@ async def test_on_the_fallback_it_moves_back_to_websockets_once_they_connect_los
     engine = await engines.start()
     page = await new_page()
     tries = {"blocked": 0, "through": 0}
+    gate_open = False
 
-    def gate(client: WebSocketRoute) -> None:  # a proxy that lets WebSockets through after a while
-        if tries["through"] or tries["blocked"] < 3:
-            tries["blocked"] += 1
-            asyncio.ensure_future(client.close(code=1011, reason="blocked"))
-        else:
+    def gate(client: WebSocketRoute) -> None:  # a proxy that lets one WebSocket through once opened
+        if gate_open and not tries["through"]:
             tries["through"] += 1
             client.connect_to_server()
+        else:
+            tries["blocked"] += 1
+            asyncio.ensure_future(client.close(code=1011, reason="blocked"))
 
     await page.route_web_socket("**/socket", gate)
-    await open_client(page, engine, upgradeAfter=300)
+    # connectTimeout 8 s: the stream outlives the move by that long, which the test sees
+    await open_client(page, engine, upgradeAfter=200, connectTimeout=8000)
     await follow(page, "orders")
     await expect(page.locator("#transport")).to_have_text("sse")
     await broadcast(engine, "orders", "n", 1)
     await expect(shown(page, "events")).to_have_text(["orders n 1"])
-
-    async def publish_through_the_move() -> None:
-        for n in range(2, 41):
-            await broadcast(engine, "orders", "n", n)
-            await asyncio.sleep(0.025)
-
-    publishing = asyncio.ensure_future(publish_through_the_move())
-    await expect(page.locator("#transport")).to_have_text("websocket", timeout=10_000)
-    await publishing
-    # two fallback attempts and the first probe were refused: the probe after it (600 ms) got through
-    assert tries == {"blocked": 3, "through": 1}
-    await expect(shown(page, "events")).to_have_count(40)
-    assert [event["data"] for event in await received(page)] == list(range(1, 41)), "each once, in order"
     deadline = time.monotonic() + 10
-    while len(engine.node.connections) != 1:  # the stream is closed once the socket has joined
-        assert time.monotonic() < deadline, "the stream was never closed"
+    while tries["blocked"] < 3:  # the two attempts before the fallback, then a first try of the upgrade
+        assert time.monotonic() < deadline, f"no try of the upgrade: {tries}"
         await asyncio.sleep(0.05)
+
+    published, moved_at = [1], 0
+    async with asyncio.timeout(20):  # publications all through the move: before, during, after
+        while not moved_at or published[-1] < moved_at + 10:
+            n = published[-1] + 1
+            await broadcast(engine, "orders", "n", n)
+            published.append(n)
+            gate_open = gate_open or n >= 6
+            if not moved_at and await page.evaluate("() => rt.transport") == "websocket":
+                moved_at = n
+            await asyncio.sleep(0.02)
+    assert moved_at > 6 and tries["through"] == 1
+    await expect(shown(page, "events")).to_have_count(len(published))
+    assert [event["data"] for event in await received(page)] == published, "each once, in order"
+    assert await page.evaluate("() => states.slice(-2)") == ["connecting", "connected"]
+
+    assert len(engine.node.connections) == 2, "the stream stays until the socket has had time to join"
+    await page.evaluate("() => { rt.disconnect(); }")  # ... unless the page disconnects: both go at once
+    deadline = time.monotonic() + 2
+    while engine.node.connections:
+        assert time.monotonic() < deadline, "disconnect() left a connection open"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_websocket_blocked_again_before_it_is_stable_falls_back_again(
+    new_page: PageFactory, engines: Engines
+) -> None:
+    engine = await engines.start()
+    page = await new_page()
+    through: list[WebSocketRoute] = []
+    gate_open = False
+
+    def gate(client: WebSocketRoute) -> None:
+        if gate_open:
+            through.append(client)
+            client.connect_to_server()
+        else:
+            asyncio.ensure_future(client.close(code=1011, reason="blocked"))
+
+    await page.route_web_socket("**/socket", gate)
+    await open_client(page, engine, upgradeAfter=200, stableAfter=10_000)
+    await follow(page, "orders")
+    await expect(page.locator("#transport")).to_have_text("sse")
+    gate_open = True
+    await expect(page.locator("#transport")).to_have_text("websocket")
+    gate_open = False
+    await through[0].close(code=1011, reason="cut")  # the proxy cuts it and blocks WebSockets again
+    await expect(page.locator("#transport")).to_have_text("sse", timeout=10_000)
+    await broadcast(engine, "orders", "n", 1)
+    await expect(shown(page, "events")).to_have_text(["orders n 1"])
 
 
 async def test_a_cut_stream_resumes_with_last_event_id_once_and_in_order(

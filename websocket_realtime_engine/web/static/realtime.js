@@ -291,6 +291,8 @@
       this._timers = {};
       this._heartbeat = null;
       this._probing = null; // a connection of the preferred transport tried while on a fallback
+      this._upgradeDelay = this.options.upgradeAfter; // ms before the next such try
+      this._retiring = null; // the fallback's transport after a move, closed once the new one has joined
       if (this.options.autoConnect) this.connect();
     }
 
@@ -432,13 +434,22 @@
       var transport = this._transport;
       this._transport = null;
       if (transport) transport.close();
+      this._retire();
       this._forgetConnection();
+    }
+
+    /** Close the fallback's transport kept open through a move to the preferred one. */
+    _retire() {
+      var retiring = this._retiring;
+      this._retiring = null;
+      this._clearTimer("retire");
+      if (retiring) retiring.close();
     }
 
     /** Everything tied to one connection: its id, its pending replies, its channels' state. */
     _forgetConnection() {
       this._generation++;
-      ["connect", "activity", "pong", "stable", "upgrade", "probe"].forEach(this._clearTimer, this);
+      ["connect", "activity", "pong", "stable", "upgrade", "probe", "move"].forEach(this._clearTimer, this);
       if (this._probing) this._probing.close();
       this._probing = null;
       var pending = this._pending;
@@ -491,18 +502,22 @@
       return Math.floor(Math.random() * ceiling);
     }
 
-    _connected(frame) {
+    /** `upgraded`: the connection of a move back from the fallback, which counts as working (no
+     * fallback again on its failures) only once it has lasted `stableAfter`. */
+    _connected(frame, upgraded) {
       this._clearTimer("connect");
       var data = frame.data || {};
       this.connectionId = data.connection_id;
       this.transport = this._transport.name;
       this._failures = 0;
-      this._transportWorked = true;
+      this._transportWorked = !upgraded;
       var self = this;
       this._setTimer("stable", this.options.stableAfter, function () {
         self._attempt = 0;
+        self._transportWorked = true;
+        if (upgraded) self._upgradeDelay = self.options.upgradeAfter;
       });
-      if (this._transportIndex > 0 && this.options.upgradeAfter > 0) this._awaitUpgrade(this.options.upgradeAfter);
+      if (this._transportIndex > 0 && this.options.upgradeAfter > 0) this._awaitUpgrade();
       var heartbeat = typeof data.heartbeat === "number" ? data.heartbeat * 1000 : 25000;
       this._heartbeat = this.options.activityTimeout || heartbeat;
       this._activity();
@@ -526,19 +541,20 @@
       }
     }
 
-    /** On a fallback: after `delay` ms, try the preferred transport beside it (a page loaded while
-     * the engine was down fell back too, and a proxy may let WebSockets through later). */
-    _awaitUpgrade(delay) {
+    /** On a fallback: after `_upgradeDelay` ms, try the preferred transport beside it (a page loaded
+     * while the engine was down fell back too, and a proxy may let WebSockets through later). */
+    _awaitUpgrade() {
       var self = this;
-      this._setTimer("upgrade", delay, function () {
-        self._probe(delay);
+      this._setTimer("upgrade", this._upgradeDelay, function () {
+        self._probe();
       });
     }
 
     /** A connection of the preferred transport, opened beside the current one: once it says
-     * `connected`, the client moves over to it and each channel joins again from its position (no
-     * publication lost or repeated); if it fails, the next try waits twice as long. */
-    _probe(delay) {
+     * `connected` and no request waits for its answer, the client moves over to it and each channel
+     * joins again from its position (no publication lost or repeated); if it fails, the next try
+     * waits twice as long. */
+    _probe() {
       var name = this.options.transports[0];
       var probe;
       try {
@@ -552,30 +568,50 @@
         if (self._probing !== probe) return;
         self._probing = null;
         self._clearTimer("probe");
+        self._clearTimer("move");
         probe.close();
-        self._awaitUpgrade(Math.min(delay * 2, UPGRADE_MAX_MS));
+        self._upgradeDelay = Math.min(self._upgradeDelay * 2, UPGRADE_MAX_MS);
+        self._awaitUpgrade();
       };
-      probe.onclose = failed;
-      probe.onframe = function (frame) {
+      var move = function (frame) {
         if (self._probing !== probe) return;
-        if (frame.event !== "connected") return failed();
+        if (self._pending.size > 0) {
+          // a request's answer is on its way over the fallback: moving now would report it lost
+          self._setTimer("move", 50, function () {
+            move(frame);
+          });
+          return;
+        }
         self._probing = null;
+        self._clearTimer("probe");
         // the fallback's connection is forgotten (its frames are ignored from now on) but closed only
         // once the new one has had the time to join: a presence member stays, no member_removed
         var previous = self._transport;
         self._transport = null;
         self._forgetConnection();
-        setTimeout(function () {
-          previous.close();
-        }, self.options.connectTimeout);
+        self._retiring = previous;
+        self._setTimer("retire", self.options.connectTimeout, function () {
+          self._retire();
+        });
         self._transportIndex = 0;
         self._failures = 0;
         self._attempt = 0;
-        self._emit("upgrade", { transport: name });
-        self._setState("connecting", { transport: name });
+        // back to the initial wait once this connection is stable; a flapping proxy waits longer each time
+        self._upgradeDelay = Math.min(self._upgradeDelay * 2, UPGRADE_MAX_MS);
         self._transport = probe;
         self._attach(probe);
-        self._connected(frame);
+        var generation = self._generation;
+        // a handler may call disconnect(): it closes the probe too, and the move ends there
+        self._emit("upgrade", { transport: name });
+        if (self._manual || generation !== self._generation) return;
+        self._setState("connecting", { transport: name });
+        if (self._manual || generation !== self._generation) return;
+        self._connected(frame, true);
+      };
+      probe.onclose = failed;
+      probe.onframe = function (frame) {
+        if (frame.event === "connected") move(frame);
+        else failed();
       };
       this._setTimer("probe", this.options.connectTimeout, failed);
     }
