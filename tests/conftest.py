@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -41,6 +43,21 @@ def engine_hook_module(relative_path: str) -> ModuleType:
     so a test that patches its state patches what the platform's hooks see.
     """
     return load_plugin_module(load_manifest(ROOT / "plugin.json"), relative_path)
+
+
+async def eventually(condition: Callable[[], Any], timeout: float = 3.0, message: str = "") -> None:
+    """Wait until ``condition()`` holds (awaited when it returns an awaitable), checking every 20 ms;
+    fail the test with ``message`` after ``timeout`` seconds: the engine does some work after its reply."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = condition()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(message or f"condition not met within {timeout} s")
+        await asyncio.sleep(0.02)
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import redis.asyncio as redis
 
 from tests.backends.conftest import redis_connection
 from tests.backends.test_broker_conformance import Received
+from tests.conftest import eventually
 from websocket_realtime_engine.broker.redis import BrokerState, RedisBroker
 from websocket_realtime_engine.errors import UnavailableError
 from websocket_realtime_engine.history.redis import RedisHistory
@@ -34,13 +35,6 @@ def fast_broker(client: redis.Redis, prefix: str) -> RedisBroker:
 
 def publication(number: int, channel: str = "orders") -> Publication:
     return Publication(channel, "tick", b'{"n":%d}' % number)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Wait until ``condition()`` holds; fail the test after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 class Nodes:

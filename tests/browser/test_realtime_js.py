@@ -19,7 +19,8 @@ from playwright.async_api import Page, WebSocketRoute, expect
 
 from shopologic.defaults import SESSION_CLAIMS, SESSION_COOKIE, authorize_channel, read_session, sign_session
 from tests.browser.conftest import TEST_PAGE_PATH, Engines, PageFactory
-from tests.conftest import REDIS_URL, Engine, free_port, make_settings
+from tests.conftest import REDIS_URL, Engine, eventually, free_port, make_settings
+from websocket_realtime_engine.config import Settings
 from websocket_realtime_engine.web.app import CLIENT_SCRIPT
 from websocket_realtime_engine.web.authenticate import HostAccess, User
 
@@ -44,6 +45,14 @@ async def broadcast(engine: Engine, channel: str, event: str, data: Any) -> None
     body = {"channel": channel, "event": event, "data": data}
     status, answer = await engine.api("POST", "/api/v1/broadcast", json=body)
     assert status == 200, answer
+
+
+async def two_nodes(engines: Engines, redis_prefix: str) -> tuple[Settings, Engine, Engine]:
+    """Nodes browser-a and browser-b on the test Redis (history survives a node); browser-a's settings,
+    to start it again."""
+    redis = {"redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+    node = make_settings(node_id="browser-a", **redis)
+    return node, await engines.start(node), await engines.start(make_settings(node_id="browser-b", **redis))
 
 
 async def received(page: Page) -> list[dict[str, Any]]:
@@ -82,10 +91,7 @@ async def test_a_rest_broadcast_reaches_the_page(page: Page, engines: Engines) -
 async def test_reconnects_after_the_node_restarts_and_recovers_what_it_missed_once_in_order(
     page: Page, engines: Engines, redis_prefix: str
 ) -> None:
-    redis = {"redis_url": REDIS_URL, "redis_prefix": redis_prefix}
-    node = make_settings(node_id="browser-a", **redis)
-    engine = await engines.start(node)
-    other = await engines.start(make_settings(node_id="browser-b", **redis))  # publishes while the first is down
+    node, engine, other = await two_nodes(engines, redis_prefix)  # other publishes while the first is down
     await open_client(page, engine, transports=["websocket"])
     await follow(page, "orders")
     await expect(shown(page, "notices")).to_have_text(["orders subscribed"])
@@ -365,10 +371,8 @@ async def test_on_the_fallback_it_moves_back_to_websockets_once_they_connect_los
     await expect(page.locator("#transport")).to_have_text("sse")
     await broadcast(engine, "orders", "n", 1)
     await expect(shown(page, "events")).to_have_text(["orders n 1"])
-    deadline = time.monotonic() + 10
-    while tries["blocked"] < 3:  # the two attempts before the fallback, then a first try of the upgrade
-        assert time.monotonic() < deadline, f"no try of the upgrade: {tries}"
-        await asyncio.sleep(0.05)
+    # the two attempts before the fallback, then a first try of the upgrade
+    await eventually(lambda: tries["blocked"] >= 3, timeout=10, message="no try of the upgrade")
 
     published, moved_at = [1], 0
     async with asyncio.timeout(20):  # publications all through the move: before, during, after
@@ -387,10 +391,7 @@ async def test_on_the_fallback_it_moves_back_to_websockets_once_they_connect_los
 
     assert len(engine.node.connections) == 2, "the stream stays until the socket has had time to join"
     await page.evaluate("() => { rt.disconnect(); }")  # ... unless the page disconnects: both go at once
-    deadline = time.monotonic() + 2
-    while engine.node.connections:
-        assert time.monotonic() < deadline, "disconnect() left a connection open"
-        await asyncio.sleep(0.05)
+    await eventually(lambda: not engine.node.connections, timeout=2, message="disconnect() left a connection open")
 
 
 async def test_a_websocket_blocked_again_before_it_is_stable_falls_back_again(
@@ -424,10 +425,7 @@ async def test_a_websocket_blocked_again_before_it_is_stable_falls_back_again(
 async def test_a_cut_stream_resumes_with_last_event_id_once_and_in_order(
     page: Page, engines: Engines, redis_prefix: str
 ) -> None:
-    redis = {"redis_url": REDIS_URL, "redis_prefix": redis_prefix}
-    node = make_settings(node_id="browser-a", **redis)
-    engine = await engines.start(node)
-    other = await engines.start(make_settings(node_id="browser-b", **redis))
+    node, engine, other = await two_nodes(engines, redis_prefix)  # other publishes while the first is down
     streams: list[dict[str, str]] = []
     subscribe_calls: list[Any] = []
 

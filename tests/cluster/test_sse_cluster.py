@@ -4,8 +4,6 @@ behind nginx as ``websocket setup-cluster`` configures it."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ import pytest
 
 from tests.backends.conftest import REDIS_URL, redis_connection
 from tests.cluster.test_nginx import Nginx, nginx_binary  # noqa: F401  (nginx_binary: a fixture)
-from tests.conftest import CREDENTIALS, Engine, EngineFactory, engine_hook_module, free_port, make_settings
+from tests.conftest import CREDENTIALS, Engine, EngineFactory, engine_hook_module, eventually, free_port, make_settings
 from tests.web.test_sse import Stream, broadcast, signature
 from websocket_realtime_engine.protocol.auth import make_auth, user_string
 
@@ -68,11 +66,12 @@ async def test_control_calls_sent_to_another_node_reach_the_stream(two_engines: 
     status, answer = await stream.call("signin", auth=signed, user_data=user_data, id=2)
     assert (status, answer["event"]) == (200, "signed_in")
     assert (await stream.expect("signed_in"))["data"]["user_id"] == "42"
+
     # the cluster state learns the user a moment after the answer (written behind, as for a WebSocket)
-    deadline = time.monotonic() + 2
-    while (await node_b.api("GET", "/api/v1/connections?user_id=42"))[1]["count"] != 1:
-        assert time.monotonic() < deadline, "node B never saw the stream's user"
-        await asyncio.sleep(0.02)
+    async def b_knows_the_user() -> bool:
+        return bool((await node_b.api("GET", "/api/v1/connections?user_id=42"))[1]["count"] == 1)
+
+    await eventually(b_knows_the_user, timeout=2, message="node B never saw the stream's user")
     status, answer = await node_b.api("POST", "/api/v1/users/42/disconnect")  # B finds A's stream by its user
     assert (status, answer["disconnected"]) == (200, 1)
     assert (await stream.until("close"))["data"]["code"] == 4009

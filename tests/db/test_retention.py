@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tests.conftest import POSTGRES_URL, EngineFactory, make_settings
+from tests.conftest import POSTGRES_URL, EngineFactory, eventually, make_settings
 from tests.web.test_openapi import SPEC_PATH, schema_errors
 from websocket_realtime_engine.config import SettingsError, load_settings
 from websocket_realtime_engine.db import models
@@ -262,12 +262,6 @@ async def test_erase_user_refuses_an_empty_or_too_long_id(database: AsyncEngine,
 # -- the service a node runs -----------------------------------------------------------------------
 
 
-async def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await condition():
-            await asyncio.sleep(0.05)
-
-
 async def test_nodes_prune_every_interval_one_at_a_time_and_say_so_in_status(
     database: AsyncEngine, engine_factory: EngineFactory
 ) -> None:
@@ -292,7 +286,7 @@ async def test_nodes_prune_every_interval_one_at_a_time_and_say_so_in_status(
     async def one_has_run() -> bool:
         return any(status["last_run"] is not None for status in await retention_statuses())
 
-    await wait_for(one_has_run)
+    await eventually(one_has_run, timeout=5.0)
     await asyncio.sleep(0.3)  # a few more intervals: the standby still does not prune
     statuses = await retention_statuses()
     ran = [status for status in statuses if status["last_run"] is not None]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from shopologic.config import HostSettings
 from shopologic.hookspecs import hookimpl
 from shopologic.platform import Platform, PluginError, await_all
-from tests.conftest import Client, positioned
+from tests.conftest import Client, eventually, positioned
 from websocket_realtime_engine import PLUGIN_NAME
 from websocket_realtime_engine.db.credentials import stored_credentials
 from websocket_realtime_engine.web.app import NODE_KEY
@@ -155,14 +153,6 @@ async def test_check_pending_catches_an_implementation_without_a_spec(open_platf
 # -- a second plugin's event reaches the engine's subscribers ----------------------------------------
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
-
-
 @pytest.fixture
 async def both_active(open_platform: PlatformFactory) -> Platform:
     """A platform loaded with the engine and the order-emitter test plugin active."""
@@ -254,7 +244,7 @@ async def test_the_engine_tells_a_second_plugin_about_connections(
     async with aiohttp.ClientSession() as session:
         client = await connect(session, engine_server)
         opened = ("connection_opened", {"connection_id": client.connection_id, "node_id": node_id})
-        await wait_for(lambda: opened in emitter.received)
+        await eventually(lambda: opened in emitter.received, timeout=5.0)
         await client.ws.close()
 
 

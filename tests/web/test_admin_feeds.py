@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REDIS_URL, Client, Engine, EngineFactory, make_settings, own_redis_prefix
+from tests.conftest import REDIS_URL, Client, Engine, EngineFactory, eventually, make_settings, own_redis_prefix
 from websocket_realtime_engine.config import Settings
 
 STATS, LOG = "private-realtime.stats", "private-realtime.log"
@@ -221,10 +221,8 @@ async def test_every_node_publishes_its_own_stats_and_watchers_count_cluster_wid
     from_a = await next_matching(admin, "stats", lambda data: data["node_id"] == "node-a")
     assert from_a["connections"] == {"cluster": 3, "node": 1}
     log_admin = await watch(second, LOG)
-    deadline = time.monotonic() + 2
-    while not first.node.feeds.log_watched:  # node-a asks the cluster state once per interval
-        assert time.monotonic() < deadline, "node-a never saw node-b's log watcher"
-        await asyncio.sleep(0.02)
+    # node-a asks the cluster state once per interval
+    await eventually(lambda: first.node.feeds.log_watched, timeout=2, message="node-a never saw node-b's log watcher")
     joined = await first.connect()  # on node-a, watched from node-b
     opened = await LogReader(log_admin).find(lambda event: event.get("connection_id") == joined.connection_id)
     assert opened["type"] == "connection_opened"

@@ -3,10 +3,8 @@ Prometheus client's own parser, every figure compared with what the test did."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -14,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.backends.conftest import redis_connection
-from tests.conftest import Engine, EngineFactory, make_settings
+from tests.conftest import Engine, EngineFactory, eventually, make_settings
 from tests.hooks.test_commerce import ORDER, _subscriber
 from tests.hooks.test_outbox import FAST, served
 
@@ -55,14 +53,6 @@ async def scrape(session: aiohttp.ClientSession, url: str) -> Scrape:
         assert response.status == 200, await response.text()
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         return parse(await response.text())
-
-
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 3.0) -> None:
-    """Wait for ``condition`` (checked every 20 ms): the engine does some work after its reply."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def check_histogram(metrics: Scrape, name: str, count: int) -> None:
@@ -119,7 +109,7 @@ async def test_the_figures_match_what_clients_and_the_api_did(engine_factory: En
     assert not any(sample.name.startswith(absent) for sample in metrics.samples)
 
     await clients[2].ws.close()
-    await until(lambda: _connections_are(engine, 2))
+    await eventually(lambda: _connections_are(engine, 2))
     metrics = await scrape(engine.session, engine.url("/metrics"))
     assert metrics.value("realtime_subscriptions") == 4
 
@@ -203,7 +193,7 @@ async def test_the_platform_serves_outbox_and_recorder_figures(scoped_env: dict[
         async def published() -> bool:
             return (await scrape(session, url)).value("realtime_outbox_published_total") == 1
 
-        await until(published)
+        await eventually(published)
         metrics = await scrape(session, url)
         # one row, to orders, private-admin.orders and private-customer.7
         assert metrics.labelled("realtime_publications_total", "source") == {"rest": 0, "client": 0, "outbox": 3}

@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.conftest import CREDENTIALS, Engine, EngineFactory, make_settings
+from tests.conftest import CREDENTIALS, Engine, EngineFactory, eventually, make_settings
 from tests.security.test_connection_throttling import GatedEngine, gated  # noqa: F401  (gated: a fixture)
 from websocket_realtime_engine.protocol import auth, sse
 from websocket_realtime_engine.web.sse import STREAMS_KEY
@@ -400,10 +400,11 @@ async def test_a_stream_that_does_not_read_is_cut_off_as_a_slow_consumer(engine_
         if node.slow_consumers:
             break
     assert node.slow_consumers == 1
-    deadline = time.monotonic() + 0.5 + 1
-    while sleepy.id in node.connections or not sleepy.transport.is_closing():
-        assert time.monotonic() < deadline, "the stream is still there after the close timeout"
-        await asyncio.sleep(0.01)
+    await eventually(
+        lambda: sleepy.id not in node.connections and sleepy.transport.is_closing(),
+        timeout=0.5 + 1,
+        message="the stream is still there after the close timeout",
+    )
     writer.close()
 
 
